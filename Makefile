@@ -1,0 +1,34 @@
+# Every target creates .venv on first use and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/aegispay demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check aegispay tests
+	$(BIN)/ruff format --check aegispay tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict aegispay
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,157 @@
+"""The `aegispay` command: a demo story, seeded runs over durable stores, and an audit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from aegispay.app import AegisPay
+from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
+from aegispay.sim.invariants import INVARIANTS, check_invariants
+
+CURRENCIES = ("USD", "EUR", "GBP", "JPY", "BHD")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run one subcommand; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except AegisPayError as error:
+        print(f"aegispay: {error}", file=sys.stderr)
+        return 2
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aegispay", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="tell the story of one payment, in plain words")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=demo_command)
+
+    run = commands.add_parser("run", help="create and process N seeded payments (resumable)")
+    _add_store_options(run)
+    run.add_argument("--payments", type=_positive_int, default=100)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--json", action="store_true", help="print a JSON summary")
+    run.set_defaults(handler=run_command)
+
+    audit = commands.add_parser("audit", help="check the invariants on durable state")
+    _add_store_options(audit)
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(handler=audit_command)
+    return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="sqlite:///aegispay.db", help="event store URL")
+    parser.add_argument(
+        "--gateway", default="sqlite:///aegispay-gateway.db", help="gateway ledger URL"
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Walk one payment through creation, duplicates, a conflict and processing."""
+    pay = AegisPay.in_memory(seed=args.seed)
+    say = print
+    say("AegisPay demo: one customer, one order, every request made twice.\n")
+    request = {
+        "idempotency_key": "order-1001",
+        "amount": "19.99",
+        "currency": "USD",
+        "customer_id": "cus_ada",
+        "payment_method": "tok_visa",
+    }
+    first = pay.create_payment(**request)
+    say(f"1. The shop asks to charge {first.amount} under key 'order-1001'.")
+    say(f"   AegisPay records payment {first.id} in state {first.state}.")
+    again = pay.create_payment(**request)
+    say("2. The shop's request times out on its side, so it sends the same request again.")
+    say(f"   Same key, same parameters: the same payment comes back ({again.id}), nothing new.")
+    try:
+        pay.create_payment(**{**request, "amount": "29.99"})
+    except IdempotencyKeyConflict as conflict:
+        say("3. A buggy client reuses the key for a different amount.")
+        say(f"   Refused, nothing written: {conflict}")
+    done = pay.process_payment(first.id)
+    say(f"4. Processing: the gateway charges once; the payment ends {done.state}.")
+    say(f"   Gateway transaction: {done.transaction_id}")
+    pay.process_payment(first.id)
+    say("5. Processing again is harmless: it is already terminal, the gateway is not called.")
+    say("\nThe event log, the source of truth for this payment:")
+    for version, event in enumerate(pay.events(first.id), start=1):
+        say(f"   v{version} {event.occurred_at:%H:%M:%S} {event.type}")
+    charges = pay.gateway.charges()
+    say(f"\nThe gateway's ledger holds {len(charges)} charge(s) for {done.amount}.")
+    say(f"Final state: {pay.get_payment(first.id).state}.")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Create and process N payments with keys from the seed; a rerun resumes, creating nothing."""
+    states: Counter[str] = Counter()
+    with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
+        for index in range(args.payments):
+            request = seeded_request(args.seed, index)
+            payment = pay.create_payment(**request)
+            states[pay.process_payment(payment.id).state.value] += 1
+        created = pay.metrics.get("payments.created")
+    summary = {
+        "payments": args.payments,
+        "created": created,
+        "states": dict(sorted(states.items())),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{args.payments} payments: {created} newly created; final states {summary['states']}"
+        )
+    return 0
+
+
+def seeded_request(seed: int, index: int) -> dict[str, str]:
+    """The index-th payment request of a seeded run: the same seed gives the same requests."""
+    rng = random.Random(f"{seed}:{index}")
+    currency = rng.choice(CURRENCIES)
+    method = "tok_decline" if rng.random() < 0.05 else "tok_visa"
+    return {
+        "idempotency_key": f"run-{seed}-{index}",
+        "amount": f"{rng.randint(1, 50_000)}"
+        + ("" if currency == "JPY" else f".{rng.randint(0, 99):02d}"),
+        "currency": currency,
+        "customer_id": f"cus_{rng.randrange(1000):03d}",
+        "payment_method": method,
+    }
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    """Check the invariants on durable state; exit 1 when any is violated."""
+    with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
+        report = check_invariants(pay.event_store, pay.projections, pay.gateway.charges())
+    result = report.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"audited {report.payments} payments, {report.charges} charges")
+        for name, text in INVARIANTS.items():
+            mark = "ok " if report.counts[name] == 0 else "FAIL"
+            print(f"  [{mark}] {name}: {report.counts[name]} violation(s). {text}")
+    return 1 if report.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

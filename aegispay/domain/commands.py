@@ -1,0 +1,98 @@
+"""Commands: what a caller asks for, validated before anything touches storage."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from aegispay.domain.errors import InvalidRequest
+from aegispay.domain.money import Money
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_KEY_LENGTH = 255
+MAX_ID_LENGTH = 64
+
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH)
+]
+
+
+class CreatePayment(BaseModel):
+    """Create a payment once per idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    idempotency_key: Key
+    amount: Money
+    customer_id: Identifier
+    payment_method: Identifier
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        idempotency_key: object,
+        amount: object,
+        currency: object,
+        customer_id: object,
+        payment_method: object,
+    ) -> CreatePayment:
+        """Validate raw input field by field; raise InvalidRequest naming the first bad field."""
+        if not isinstance(currency, str):
+            raise InvalidRequest("currency", "must be an ISO 4217 code such as USD", currency)
+        key = validate_text("idempotency_key", idempotency_key, MAX_KEY_LENGTH)
+        money = Money.parse(amount, currency.strip().upper())
+        return validated(
+            cls,
+            idempotency_key=key,
+            amount=money,
+            customer_id=customer_id,
+            payment_method=payment_method,
+        )
+
+    @property
+    def payment_id(self) -> str:
+        """The payment id this key maps to."""
+        return payment_id_for(self.idempotency_key)
+
+
+def payment_id_for(idempotency_key: str) -> str:
+    """Derive the payment id from the idempotency key: one key, one payment, in every process."""
+    return "pay_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+
+
+def validate_text(field: str, value: object, max_length: int) -> str:
+    """Check a text field is a non-blank string within a length; return it."""
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be a string", value)
+    if not value.strip():
+        raise InvalidRequest(field, "must not be empty", value)
+    if len(value) > max_length:
+        raise InvalidRequest(field, f"must be at most {max_length} characters", value[:40] + "...")
+    return value
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """Build a pydantic model, turning its first error into an InvalidRequest naming the field."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or model.__name__
+        raise InvalidRequest(field, _rule(first), first.get("input", ...)) from None
+
+
+def _rule(error: Any) -> str:
+    ctx = error.get("ctx") or {}
+    match error["type"]:
+        case "string_too_short":
+            return "must not be empty"
+        case "string_too_long":
+            return f"must be at most {ctx.get('max_length')} characters"
+        case "string_type":
+            return "must be a string"
+    return str(error["msg"]).lower()

@@ -1,0 +1,106 @@
+"""Pure decisions: given a payment and what we learnt, which event happens next."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aegispay.domain.charges import ChargeRecord, ChargeRequest
+from aegispay.domain.commands import CreatePayment
+from aegispay.domain.errors import IdempotencyKeyConflict
+from aegispay.domain.events import (
+    ChargeConfirmed,
+    ChargeNotFound,
+    DeclineConfirmed,
+    PaymentAuthenticated,
+    PaymentFailed,
+    PaymentInitiated,
+    PaymentSucceeded,
+    ProcessingStarted,
+)
+from aegispay.domain.payment import Payment
+
+# Documented test payment method that fails authentication (no charge is ever sent).
+FAILS_AUTHENTICATION = "tok_authentication_failed"
+
+
+def initiate(command: CreatePayment, at: datetime) -> PaymentInitiated:
+    """Record a new payment request under its idempotency key."""
+    return PaymentInitiated(
+        payment_id=command.payment_id,
+        occurred_at=at,
+        idempotency_key=command.idempotency_key,
+        amount=command.amount,
+        customer_id=command.customer_id,
+        payment_method=command.payment_method,
+    )
+
+
+def same_request(existing: Payment, command: CreatePayment) -> Payment:
+    """Return the existing payment if the command repeats it, else raise IdempotencyKeyConflict."""
+    differences = {
+        field: (stored, requested)
+        for field, stored, requested in (
+            ("amount", existing.amount, command.amount),
+            ("customer_id", existing.customer_id, command.customer_id),
+            ("payment_method", existing.payment_method, command.payment_method),
+        )
+        if stored != requested
+    }
+    if differences:
+        raise IdempotencyKeyConflict(command.idempotency_key, differences)
+    return existing
+
+
+def authenticate(payment: Payment, at: datetime) -> PaymentAuthenticated | PaymentFailed:
+    """Authenticate the payment method (the simulated rule: one test token always fails)."""
+    if payment.payment_method == FAILS_AUTHENTICATION:
+        return PaymentFailed(payment_id=payment.id, occurred_at=at, reason="authentication_failed")
+    return PaymentAuthenticated(payment_id=payment.id, occurred_at=at)
+
+
+def start_processing(payment: Payment, gateway: str, at: datetime) -> ProcessingStarted:
+    """Record the intent to charge before the charge is sent, so a crash leaves a trace."""
+    return ProcessingStarted(
+        payment_id=payment.id,
+        occurred_at=at,
+        gateway=gateway,
+        gateway_idempotency_key=payment.gateway_idempotency_key,
+    )
+
+
+def charge_request(payment: Payment) -> ChargeRequest:
+    """The request every attempt for this payment sends: same key, same parameters."""
+    return ChargeRequest(
+        merchant_reference=payment.id,
+        idempotency_key=payment.gateway_idempotency_key,
+        amount=payment.amount,
+        payment_method=payment.payment_method,
+    )
+
+
+def charge_outcome(
+    payment: Payment, record: ChargeRecord, at: datetime
+) -> PaymentSucceeded | PaymentFailed:
+    """The gateway answered a charge: succeeded or declined."""
+    if record.charged:
+        return PaymentSucceeded(
+            payment_id=payment.id, occurred_at=at, transaction_id=record.transaction_id
+        )
+    return PaymentFailed(
+        payment_id=payment.id, occurred_at=at, reason=record.decline_reason or "declined"
+    )
+
+
+def verification_outcome(
+    payment: Payment, record: ChargeRecord | None, at: datetime
+) -> ChargeConfirmed | DeclineConfirmed | ChargeNotFound:
+    """The gateway answered a status lookup: charged, declined, or never seen."""
+    if record is None:
+        return ChargeNotFound(payment_id=payment.id, occurred_at=at)
+    if record.charged:
+        return ChargeConfirmed(
+            payment_id=payment.id, occurred_at=at, transaction_id=record.transaction_id
+        )
+    return DeclineConfirmed(
+        payment_id=payment.id, occurred_at=at, reason=record.decline_reason or "declined"
+    )

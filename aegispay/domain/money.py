@@ -1,0 +1,125 @@
+"""Money in integer minor units of an ISO 4217 currency, parsed exactly from decimal strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from aegispay.domain.errors import InvalidRequest
+
+# ISO 4217 active codes and their minor-unit exponents (digits after the decimal point).
+CURRENCY_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        (
+            "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP "
+            "BYN BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP "
+            "GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT "
+            "LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN "
+            "NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP "
+            "SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES "
+            "WST XCD YER ZAR ZMW ZWL"
+        ).split(),
+        2,
+    ),
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+
+# Large enough for any real charge, small enough that a typo of extra zeros is caught.
+MAX_MINOR_UNITS = 10**15
+
+
+def currency_exponent(currency: str) -> int:
+    """Return the ISO 4217 exponent of a currency code, or raise InvalidRequest naming it."""
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise InvalidRequest(
+            "currency", "must be an ISO 4217 code such as USD, EUR or JPY", currency
+        ) from None
+
+
+def parse_amount(value: object, currency: str) -> int:
+    """Parse a decimal amount ("19.99", Decimal, int) into minor units of the currency, exactly."""
+    exponent = currency_exponent(currency)
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidRequest(
+            "amount",
+            "must be a decimal string like '19.99', a Decimal or an int; floats are not exact",
+            value,
+        )
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise InvalidRequest("amount", "must be a decimal number like '19.99'", value) from None
+    if not amount.is_finite():
+        raise InvalidRequest("amount", "must be a finite number", value)
+    if amount <= 0:
+        raise InvalidRequest("amount", "must be greater than zero", value)
+    if _decimal_places(amount) > exponent:
+        raise InvalidRequest(
+            "amount", f"has more than {exponent} decimal places allowed for {currency}", value
+        )
+    # Compared before scaling: Decimal arithmetic rounds to 28 digits, a comparison never does.
+    if amount > Decimal(MAX_MINOR_UNITS).scaleb(-exponent):
+        raise InvalidRequest("amount", f"must be at most {MAX_MINOR_UNITS} minor units", value)
+    return int(amount.scaleb(exponent))
+
+
+def _decimal_places(amount: Decimal) -> int:
+    """Count the digits after the point, ignoring trailing zeros, without rounding anything."""
+    _, digits, exp = amount.as_tuple()
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(int(exp) + trailing_zeros))
+
+
+class Money(BaseModel):
+    """An exact amount: integer minor units of an ISO 4217 currency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    minor: int
+    currency: str
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, currency: str) -> str:
+        currency_exponent(currency)
+        return currency
+
+    @model_validator(mode="after")
+    def _positive(self) -> Money:
+        if not 0 < self.minor <= MAX_MINOR_UNITS:
+            raise InvalidRequest("amount", f"must be between 1 and {MAX_MINOR_UNITS} minor units")
+        return self
+
+    @classmethod
+    def parse(cls, amount: object, currency: str) -> Money:
+        """Build Money from a major-unit amount such as "19.99" and a currency code."""
+        return cls(minor=parse_amount(amount, currency), currency=currency)
+
+    @property
+    def exponent(self) -> int:
+        """Digits after the decimal point for this currency."""
+        return CURRENCY_EXPONENTS[self.currency]
+
+    @property
+    def decimal(self) -> Decimal:
+        """The amount in major units, exact."""
+        return Decimal(self.minor).scaleb(-self.exponent)
+
+    def __str__(self) -> str:
+        return f"{self.decimal:.{self.exponent}f} {self.currency}"
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Money):
+            return (self.minor, self.currency) == (other.minor, other.currency)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.minor, self.currency))

@@ -1,0 +1,102 @@
+"""The Payment value and the pure fold that rebuilds it from its events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from aegispay.domain.errors import InvalidTransition
+from aegispay.domain.events import (
+    ChargeConfirmed,
+    DeclineConfirmed,
+    GatewayOutcomeUnknown,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentInitiated,
+    PaymentSucceeded,
+    ProcessingStarted,
+)
+from aegispay.domain.money import Money
+from aegispay.domain.states import PaymentState, next_state
+
+
+class Payment(BaseModel):
+    """An immutable snapshot of a payment; a state change returns a new Payment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    idempotency_key: str
+    amount: Money
+    customer_id: str
+    payment_method: str
+    state: PaymentState
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    gateway: str | None = None
+    transaction_id: str | None = None
+    failure_reason: str | None = None
+    last_error: str | None = None
+
+    @property
+    def currency(self) -> str:
+        """The ISO 4217 currency of the amount."""
+        return self.amount.currency
+
+    @property
+    def gateway_idempotency_key(self) -> str:
+        """The key the gateway deduplicates by: one per payment, shared by every attempt."""
+        return f"aegispay-{self.id}"
+
+
+def start(event: PaymentInitiated) -> Payment:
+    """Create the first snapshot of a payment from its initiating event."""
+    return Payment(
+        id=event.payment_id,
+        idempotency_key=event.idempotency_key,
+        amount=event.amount,
+        customer_id=event.customer_id,
+        payment_method=event.payment_method,
+        state=PaymentState.INITIATED,
+        version=1,
+        created_at=event.occurred_at,
+        updated_at=event.occurred_at,
+    )
+
+
+def evolve(payment: Payment, event: PaymentEvent) -> Payment:
+    """Apply one event to a payment, as the transition table allows, and return the new one."""
+    target = next_state(payment.state, event.type)
+    if target is None or event.payment_id != payment.id:
+        raise InvalidTransition(payment.state, event.type, payment.id)
+    changes: dict[str, object] = {
+        "state": target,
+        "version": payment.version + 1,
+        "updated_at": event.occurred_at,
+    }
+    match event:
+        case ProcessingStarted(gateway=gateway):
+            changes["gateway"] = gateway
+        case PaymentSucceeded(transaction_id=txn) | ChargeConfirmed(transaction_id=txn):
+            changes |= {"transaction_id": txn, "last_error": None}
+        case PaymentFailed(reason=reason) | DeclineConfirmed(reason=reason):
+            changes["failure_reason"] = reason
+        case GatewayOutcomeUnknown(reason=reason):
+            changes["last_error"] = reason
+    return payment.model_copy(update=changes)
+
+
+def replay(events: Iterable[PaymentEvent]) -> Payment | None:
+    """Fold a stream's events into the current payment; None for an empty stream."""
+    payment: Payment | None = None
+    for event in events:
+        if payment is None:
+            if not isinstance(event, PaymentInitiated):
+                raise InvalidTransition("(empty)", event.type, event.payment_id)
+            payment = start(event)
+        else:
+            payment = evolve(payment, event)
+    return payment

@@ -1,0 +1,1 @@
+"""Event store adapters: in-memory and SQLite."""

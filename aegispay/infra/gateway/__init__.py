@@ -1,0 +1,1 @@
+"""The simulated payment gateway and its ledgers (in memory, or durable in its own SQLite file)."""

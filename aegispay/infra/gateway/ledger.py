@@ -1,0 +1,143 @@
+"""Gateway ledgers: the provider's own record of charges, deduplicated by idempotency key."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from aegispay.domain.charges import ChargeRecord
+from aegispay.domain.errors import AegisPayError
+from aegispay.infra.sqlite import ThreadConnections, immediate
+
+
+class GatewayIdempotencyMismatch(AegisPayError):
+    """The gateway already holds this idempotency key for a different charge."""
+
+
+class Ledger(Protocol):
+    """Where a simulated gateway keeps its charges."""
+
+    def record(self, charge: ChargeRecord) -> ChargeRecord:
+        """Store a charge unless its idempotency key exists; return what the ledger holds."""
+        ...
+
+    def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
+        """Return the charge for a merchant reference, or None."""
+        ...
+
+    def by_transaction(self, transaction_id: str) -> ChargeRecord | None:
+        """Return the charge with a transaction id, or None."""
+        ...
+
+    def all(self) -> list[ChargeRecord]:
+        """Return every charge in the order it was recorded."""
+        ...
+
+
+def _same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
+    if (held.merchant_reference, held.amount, held.payment_method) != (
+        new.merchant_reference,
+        new.amount,
+        new.payment_method,
+    ):
+        raise GatewayIdempotencyMismatch(
+            f"idempotency key {new.idempotency_key!r} was used for another charge"
+        )
+    return held
+
+
+class InMemoryLedger:
+    """A ledger in a dict; it lives as long as the process (or the notebook kernel)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, ChargeRecord] = {}
+        self._lock = threading.Lock()
+
+    def record(self, charge: ChargeRecord) -> ChargeRecord:
+        """Store the charge once per idempotency key."""
+        with self._lock:
+            held = self._by_key.setdefault(charge.idempotency_key, charge)
+        return _same_request(held, charge)
+
+    def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
+        """Find a charge by our payment id."""
+        with self._lock:
+            found = [c for c in self._by_key.values() if c.merchant_reference == merchant_reference]
+        return found[0] if found else None
+
+    def by_transaction(self, transaction_id: str) -> ChargeRecord | None:
+        """Find a charge by its transaction id."""
+        with self._lock:
+            found = [c for c in self._by_key.values() if c.transaction_id == transaction_id]
+        return found[0] if found else None
+
+    def all(self) -> list[ChargeRecord]:
+        """Every charge in insertion order."""
+        with self._lock:
+            return list(self._by_key.values())
+
+
+class SQLiteLedger:
+    """A ledger in its own SQLite file: it outlives our process, as a real provider does."""
+
+    def __init__(self, path: str) -> None:
+        self._connections = ThreadConnections(path)
+        self._connections.get().executescript(
+            """
+            CREATE TABLE IF NOT EXISTS charges (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                transaction_id TEXT NOT NULL UNIQUE,
+                merchant_reference TEXT NOT NULL,
+                data TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS charges_by_reference ON charges(merchant_reference);
+            """
+        )
+
+    def record(self, charge: ChargeRecord) -> ChargeRecord:
+        """Insert the charge unless the key is held; both in one immediate transaction."""
+        conn = self._connections.get()
+        with immediate(conn):
+            row = conn.execute(
+                "SELECT data FROM charges WHERE idempotency_key = ?", (charge.idempotency_key,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO charges"
+                    " (idempotency_key, transaction_id, merchant_reference, data)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        charge.idempotency_key,
+                        charge.transaction_id,
+                        charge.merchant_reference,
+                        charge.model_dump_json(),
+                    ),
+                )
+                return charge
+        return _same_request(ChargeRecord.model_validate_json(row[0]), charge)
+
+    def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
+        """Find a charge by our payment id, through an index."""
+        return self._one("merchant_reference", merchant_reference)
+
+    def by_transaction(self, transaction_id: str) -> ChargeRecord | None:
+        """Find a charge by its transaction id."""
+        return self._one("transaction_id", transaction_id)
+
+    def all(self) -> list[ChargeRecord]:
+        """Every charge in insertion order."""
+        rows = self._connections.get().execute("SELECT data FROM charges ORDER BY seq")
+        return [ChargeRecord.model_validate_json(data) for (data,) in rows]
+
+    def close(self) -> None:
+        """Close every connection this ledger opened."""
+        self._connections.close()
+
+    def _one(self, column: str, value: str) -> ChargeRecord | None:
+        row: tuple[str] | None = (
+            self._connections.get()
+            .execute(f"SELECT data FROM charges WHERE {column} = ? ORDER BY seq", (value,))
+            .fetchone()
+        )
+        return None if row is None else ChargeRecord.model_validate_json(row[0])

@@ -1,0 +1,1 @@
+"""Projection store adapters: the current payment rows, in memory and SQLite."""

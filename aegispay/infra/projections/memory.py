@@ -1,0 +1,58 @@
+"""An in-memory projection store with a per-state index."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Sequence
+
+from aegispay.domain.payment import Payment
+from aegispay.domain.states import PaymentState
+
+
+class InMemoryProjectionStore:
+    """Rows in a dict plus, per state, the set of ids in it (the index)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Payment] = {}
+        self._by_state: dict[PaymentState, dict[str, None]] = {s: {} for s in PaymentState}
+        self._created: dict[str, int] = {}
+        self._next_seq = 0
+        self._lock = threading.Lock()
+
+    def save(self, payment: Payment) -> None:
+        """Insert or replace a row and move it in the state index."""
+        with self._lock:
+            old = self._rows.get(payment.id)
+            if payment.id not in self._created:
+                self._created[payment.id] = self._next_seq
+                self._next_seq += 1
+            if old is not None:
+                self._by_state[old.state].pop(payment.id, None)
+            self._rows[payment.id] = payment
+            self._by_state[payment.state][payment.id] = None
+
+    def get(self, payment_id: str) -> Payment | None:
+        """Return the row, or None."""
+        with self._lock:
+            return self._rows.get(payment_id)
+
+    def list(self, state: PaymentState | None = None) -> builtins.list[Payment]:
+        """Return rows in order of creation, optionally of one state."""
+        with self._lock:
+            rows = list(self._rows.values())
+        return rows if state is None else [p for p in rows if p.state is state]
+
+    def ids_in_states(self, states: Sequence[PaymentState]) -> builtins.list[str]:
+        """Return ids in the given states from the index, in order of creation."""
+        with self._lock:
+            found = [pid for s in states for pid in self._by_state[s]]
+            return sorted(found, key=self._created.__getitem__)
+
+    def delete(self, payment_id: str) -> None:
+        """Remove a row if present."""
+        with self._lock:
+            old = self._rows.pop(payment_id, None)
+            self._created.pop(payment_id, None)
+            if old is not None:
+                self._by_state[old.state].pop(payment_id, None)

@@ -1,0 +1,76 @@
+"""SQLite plumbing for the adapters: durable connections, one per thread, write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open a file in autocommit mode with WAL, synchronous=FULL, busy timeout, foreign keys."""
+    # isolation_level=None: transactions are ours to begin (BEGIN IMMEDIATE), never implicit.
+    # check_same_thread=False only so that close() may run on another thread; a connection is
+    # otherwise used by the one thread that opened it (see ThreadConnections).
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        conn.close()
+        raise sqlite3.OperationalError(f"{path}: journal_mode is {mode!r}, WAL is required")
+    # FULL syncs the WAL on every commit: a committed event survives power loss, not only kill -9.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class ThreadConnections:
+    """One connection to a file per thread, each remembered so that close() closes them all."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._mutex = threading.Lock()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        """Return this thread's connection, opening it on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._mutex:
+                if self._closed:
+                    raise sqlite3.ProgrammingError(f"{self._path}: the store is closed")
+                conn = connect(self._path)
+                self._opened.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection; using the store afterwards raises ProgrammingError."""
+        with self._mutex:
+            self._closed = True
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in a BEGIN IMMEDIATE transaction: commit on success, roll back on any error."""
+    # IMMEDIATE takes the write lock up front, so a read-then-write waits for other writers
+    # instead of failing with "database is locked" when one commits in between.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # SQLite may already have rolled back (a failed COMMIT, a full disk).
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

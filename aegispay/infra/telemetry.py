@@ -1,0 +1,68 @@
+"""Logger and Metrics adapters: in-memory records a notebook can print, and stdlib logging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aegispay.orchestration.ports import Clock
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One structured log line."""
+
+    at: datetime
+    level: str
+    message: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        shown = " ".join(f"{k}={v}" for k, v in self.fields.items())
+        return f"{self.at:%H:%M:%S} {self.level:<7} {self.message} {shown}".rstrip()
+
+
+class MemoryLogger:
+    """Keeps every line in memory (bounded), and forwards to stdlib logging."""
+
+    def __init__(self, clock: Clock, keep: int = 10_000) -> None:
+        self._clock = clock
+        self._keep = keep
+        self.lines: list[LogLine] = []
+        self._stdlib = logging.getLogger("aegispay")
+
+    def log(self, level: str, message: str, **fields: object) -> None:
+        """Record a line and pass it to the `aegispay` stdlib logger."""
+        self.lines.append(LogLine(self._clock.now(), level, message, fields))
+        if len(self.lines) > self._keep:
+            del self.lines[: len(self.lines) - self._keep]
+        self._stdlib.log(logging.getLevelName(level.upper()), "%s %s", message, fields)
+
+
+class MemoryMetrics:
+    """Named counters, safe to increment from several threads."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def increment(self, name: str, by: int = 1) -> None:
+        """Add `by` to the counter `name`."""
+        with self._lock:
+            self._counts[name] += by
+
+    def get(self, name: str) -> int:
+        """Return a counter's value (0 if never incremented)."""
+        with self._lock:
+            return self._counts[name]
+
+    def snapshot(self) -> dict[str, int]:
+        """Return every counter, sorted by name."""
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def __repr__(self) -> str:
+        return f"MemoryMetrics({self.snapshot()})"

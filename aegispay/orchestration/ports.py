@@ -1,0 +1,154 @@
+"""Ports: the protocols the workflows need from the world; aegispay.infra implements them."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from aegispay.domain.charges import ChargeRecord, ChargeRequest
+from aegispay.domain.events import PaymentEvent
+from aegispay.domain.payment import Payment
+from aegispay.domain.states import PaymentState
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: its stream, its version in the stream and its global position."""
+
+    stream_id: str
+    version: int
+    position: int
+    event: PaymentEvent
+
+
+class EventStore(Protocol):
+    """Append-only streams of events, one per payment: the source of truth."""
+
+    def read(self, stream_id: str) -> list[RecordedEvent]:
+        """Return a stream's events in version order (empty if none); halt on a gap or bad row."""
+        ...
+
+    def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
+        """Append atomically if the stream is at `expected_version`; return the new version."""
+        ...
+
+    def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
+        """Yield every event in global order after a position."""
+        ...
+
+    def stream_ids(self) -> list[str]:
+        """Return the id of every stream, in order of creation."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    """Current payment rows, derived from events, for queries and for finding in-flight work."""
+
+    def save(self, payment: Payment) -> None:
+        """Insert or replace a payment's row."""
+        ...
+
+    def get(self, payment_id: str) -> Payment | None:
+        """Return a payment's row, or None."""
+        ...
+
+    def list(self, state: PaymentState | None = None) -> builtins.list[Payment]:
+        """Return rows (of one state, if given) in order of creation."""
+        ...
+
+    def ids_in_states(self, states: Sequence[PaymentState]) -> builtins.list[str]:
+        """Return ids in the given states in creation order, through an index (no full scan)."""
+        ...
+
+    def delete(self, payment_id: str) -> None:
+        """Remove a row (used by repair when a row has no events behind it)."""
+        ...
+
+
+class LockManager(Protocol):
+    """Leases with a TTL and an owner; a lock is for efficiency, the event store is the fence."""
+
+    def acquire(self, resource: str, owner: str, ttl: float, wait: float = 0.0) -> bool:
+        """Take the lease, waiting up to `wait` seconds on the clock; False if still held."""
+        ...
+
+    def release(self, resource: str, owner: str) -> None:
+        """Give the lease back; raises LockNotHeld for a non-owner or an expired lease."""
+        ...
+
+    def extend(self, resource: str, owner: str, ttl: float) -> None:
+        """Push the lease's expiry to now + ttl; raises LockNotHeld for a non-owner."""
+        ...
+
+    def holder(self, resource: str) -> str | None:
+        """Return the owner of a live lease, or None."""
+        ...
+
+
+class PaymentGateway(Protocol):
+    """A payment service provider that deduplicates charges by idempotency key."""
+
+    @property
+    def name(self) -> str:
+        """The gateway's routing name."""
+        ...
+
+    def charge(self, request: ChargeRequest) -> ChargeRecord:
+        """Charge once per idempotency key; a repeat returns the first record."""
+        ...
+
+    def status(self, merchant_reference: str) -> ChargeRecord | None:
+        """Look a charge up by our payment id; None when the gateway never saw it."""
+        ...
+
+
+class Clock(Protocol):
+    """Where time comes from; a VirtualClock makes sleeps instant and runs reproducible."""
+
+    def now(self) -> datetime:
+        """Return the current time (timezone-aware, UTC)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait for `seconds` of this clock's time."""
+        ...
+
+
+class IdGenerator(Protocol):
+    """Where ids come from; a seeded generator repeats its sequence."""
+
+    def new_id(self, prefix: str) -> str:
+        """Return a new id such as 'evt_3f2a...'."""
+        ...
+
+
+class Logger(Protocol):
+    """Structured log lines."""
+
+    def log(self, level: str, message: str, **fields: object) -> None:
+        """Record one line with its fields."""
+        ...
+
+
+class Metrics(Protocol):
+    """Named counters."""
+
+    def increment(self, name: str, by: int = 1) -> None:
+        """Add to a counter."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a workflow may touch, handed in by the composition root."""
+
+    events: EventStore
+    projections: ProjectionStore
+    gateway: PaymentGateway
+    clock: Clock
+    ids: IdGenerator
+    logger: Logger
+    metrics: Metrics

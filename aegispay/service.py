@@ -1,0 +1,40 @@
+"""The payment service: runs workflows under locks. One of the few places `unsafe_run` is called."""
+
+from __future__ import annotations
+
+from aegispay.domain.commands import CreatePayment
+from aegispay.domain.payment import Payment
+from aegispay.infra.locks import with_lock
+from aegispay.orchestration import workflows
+from aegispay.orchestration.ports import LockManager, Ports
+
+# A lease long enough for one payment's work; waiters wait a little longer than that, so a
+# holder that died is outlived rather than reported as a conflict.
+LOCK_TTL = 30.0
+LOCK_WAIT = 35.0
+
+
+class PaymentService:
+    """Create and process payments: lock, run the pure workflow, release."""
+
+    def __init__(self, ports: Ports, locks: LockManager) -> None:
+        self.ports = ports
+        self.locks = locks
+
+    def create(self, command: CreatePayment) -> workflows.Created:
+        """Create the key's payment once; a repeat returns it, a conflict raises."""
+        # The lock spares duplicate requests a wasted race; the store's version check is the fence.
+        with with_lock(
+            self.locks, f"idempotency:{command.idempotency_key}", self._owner(), LOCK_TTL, LOCK_WAIT
+        ):
+            outcome = workflows.create_payment(self.ports, command).unsafe_run()
+        self.ports.metrics.increment("payments.created" if outcome.created else "payments.replayed")
+        return outcome
+
+    def process(self, payment_id: str) -> Payment:
+        """Drive a payment to a terminal state under its lock."""
+        with with_lock(self.locks, f"payment:{payment_id}", self._owner(), LOCK_TTL, LOCK_WAIT):
+            return workflows.process_payment(self.ports, payment_id).unsafe_run()
+
+    def _owner(self) -> str:
+        return self.ports.ids.new_id("owner")

@@ -1,0 +1,1 @@
+"""Simulation and proof: invariant checks (and, later, fault injection, crash points, chaos)."""

@@ -1,0 +1,150 @@
+"""The invariants of docs/architecture.md, checked on stored state: events, projection, ledgers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aegispay.domain.charges import ChargeRecord
+from aegispay.domain.commands import payment_id_for
+from aegispay.domain.errors import EventContinuityError, InvalidTransition
+from aegispay.domain.events import event_to_json
+from aegispay.domain.payment import Payment, replay
+from aegispay.domain.states import PaymentState
+from aegispay.orchestration.ports import EventStore, ProjectionStore
+
+INVARIANTS: dict[str, str] = {
+    "at_most_one_charge": "At most one charge per payment at the gateways.",
+    "settled_matches_gateway": (
+        "Every payment whose processing started is terminal, and SUCCESS iff a gateway holds "
+        "its charge (no orphan charge, no lost payment)."
+    ),
+    "one_payment_per_key": "One payment per idempotency key.",
+    "stream_continuity": "Every stream's versions are 1..n and every transition is in the table.",
+    "nothing_lost": "Every payment the projection knows has its events in the store.",
+    "projection_matches_events": "The projection equals replay(events) for every payment.",
+}
+
+
+@dataclass
+class InvariantReport:
+    """Violations per invariant, with a line of detail for each."""
+
+    payments: int = 0
+    charges: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    details: list[str] = field(default_factory=list)
+
+    def violate(self, invariant: str, detail: str) -> None:
+        """Count one violation and keep its detail."""
+        self.counts[invariant] += 1
+        self.details.append(f"{invariant}: {detail}")
+
+    @property
+    def violations(self) -> int:
+        """The total number of violations."""
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready summary: a count per invariant and the total."""
+        return {
+            "payments": self.payments,
+            "charges": self.charges,
+            "invariants": {name: self.counts[name] for name in INVARIANTS},
+            "violations": self.violations,
+            "details": self.details[:50],
+        }
+
+
+def check_invariants(
+    events: EventStore, projections: ProjectionStore, charges: Iterable[ChargeRecord]
+) -> InvariantReport:
+    """Check every invariant that stored state can show; return the violations found."""
+    report = InvariantReport()
+    payments = _replay_all(events, report)
+    report.payments = len(payments)
+    charged = _charges_by_reference(list(charges), report)
+    _check_keys(payments, report)
+    _check_settlement(payments, charged, report)
+    _check_projection(projections, payments, report)
+    return report
+
+
+def _replay_all(events: EventStore, report: InvariantReport) -> dict[str, Payment]:
+    payments: dict[str, Payment] = {}
+    for stream_id in events.stream_ids():
+        try:
+            payment = replay(r.event for r in events.read(stream_id))
+        except (EventContinuityError, InvalidTransition) as error:
+            report.violate("stream_continuity", str(error))
+            continue
+        if payment is not None:
+            payments[stream_id] = payment
+    return payments
+
+
+def _charges_by_reference(
+    charges: list[ChargeRecord], report: InvariantReport
+) -> dict[str, ChargeRecord]:
+    report.charges = sum(1 for c in charges if c.charged)
+    charged: dict[str, ChargeRecord] = {}
+    for charge in charges:
+        if not charge.charged:
+            continue
+        if charge.merchant_reference in charged:
+            report.violate(
+                "at_most_one_charge", f"payment {charge.merchant_reference} charged twice"
+            )
+        charged[charge.merchant_reference] = charge
+    return charged
+
+
+def _check_keys(payments: dict[str, Payment], report: InvariantReport) -> None:
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for payment in payments.values():
+        by_key[payment.idempotency_key].append(payment.id)
+    for key, ids in by_key.items():
+        if len(ids) > 1 or ids[0] != payment_id_for(key):
+            report.violate("one_payment_per_key", f"key {key!r} maps to {ids}")
+
+
+def _check_settlement(
+    payments: dict[str, Payment],
+    charged: dict[str, ChargeRecord],
+    report: InvariantReport,
+) -> None:
+    for payment in payments.values():
+        started = payment.gateway is not None
+        has_charge = payment.id in charged
+        if started and not payment.state.is_terminal:
+            report.violate("settled_matches_gateway", f"{payment.id} left in {payment.state}")
+        elif (payment.state is PaymentState.SUCCESS) != has_charge:
+            report.violate(
+                "settled_matches_gateway",
+                f"{payment.id} is {payment.state} but the gateway "
+                f"{'holds' if has_charge else 'has no'} charge",
+            )
+    for reference in charged.keys() - payments.keys():
+        report.violate("settled_matches_gateway", f"orphan charge for unknown payment {reference}")
+
+
+def _check_projection(
+    projections: ProjectionStore, payments: dict[str, Payment], report: InvariantReport
+) -> None:
+    rows = {row.id: row for row in projections.list()}
+    for payment_id in rows.keys() - payments.keys():
+        report.violate("nothing_lost", f"projection row {payment_id} has no events")
+    for payment_id, payment in payments.items():
+        if rows.get(payment_id) != payment:
+            report.violate("projection_matches_events", f"{payment_id} differs from its events")
+
+
+def event_log_digest(events: EventStore) -> str:
+    """A SHA-256 over every stored event in global order: equal logs, equal digests."""
+    digest = hashlib.sha256()
+    for recorded in events.read_all():
+        digest.update(f"{recorded.stream_id}/{recorded.version}:".encode())
+        digest.update(event_to_json(recorded.event).encode())
+    return digest.hexdigest()

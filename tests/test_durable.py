@@ -1,0 +1,110 @@
+"""Durable engines on SQLite files: restarts, separate processes, and the CLI as users run it."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aegispay import AegisPay, PaymentState
+from aegispay.cli import main
+
+REQUEST = {
+    "idempotency_key": "order-42",
+    "amount": "5.00",
+    "currency": "EUR",
+    "customer_id": "cus_42",
+    "payment_method": "tok_visa",
+}
+
+
+def urls(tmp_path: Path) -> dict[str, str]:
+    return {"store": f"sqlite:///{tmp_path}/store.db", "gateway": f"sqlite:///{tmp_path}/gw.db"}
+
+
+def test_a_payment_survives_closing_and_reopening_the_files(tmp_path: Path) -> None:
+    with AegisPay.open(**urls(tmp_path)) as pay:
+        payment = pay.process_payment(pay.create_payment(**REQUEST).id)
+    with AegisPay.open(**urls(tmp_path)) as reopened:
+        assert reopened.get_payment(payment.id) == payment
+        assert reopened.list_payments(PaymentState.SUCCESS) == [payment]
+        assert len(reopened.gateway.charges()) == 1
+        assert reopened.create_payment(**REQUEST) == payment
+
+
+def _create_in_child(store_urls: dict[str, str], results: multiprocessing.Queue[str]) -> None:
+    with AegisPay.open(**store_urls) as pay:
+        results.put(pay.create_payment(**REQUEST).id)
+
+
+def test_concurrent_creates_from_separate_processes_make_exactly_one_payment(
+    tmp_path: Path,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = context.Queue()
+    children = [
+        context.Process(target=_create_in_child, args=(urls(tmp_path), results)) for _ in range(6)
+    ]
+    for child in children:
+        child.start()
+    ids = [results.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert len(set(ids)) == 1
+    with AegisPay.open(**urls(tmp_path)) as pay:
+        assert len(pay.list_payments()) == 1
+        assert len(pay.events(ids[0])) == 1
+
+
+def test_run_twice_creates_nothing_new_and_the_audit_is_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    u = urls(tmp_path)
+    args = ["--store", u["store"], "--gateway", u["gateway"]]
+    assert main(["run", *args, "--payments", "40", "--seed", "3", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["run", *args, "--payments", "40", "--seed", "3", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["created"] == 40
+    assert second["created"] == 0
+    assert second["states"] == first["states"]
+    assert main(["audit", *args, "--json"]) == 0
+    audit = json.loads(capsys.readouterr().out)
+    assert audit["violations"] == 0
+    assert audit["payments"] == 40
+    assert set(audit["invariants"]) >= {"at_most_one_charge", "one_payment_per_key"}
+
+
+def test_the_audit_fails_when_the_projection_has_lost_a_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    u = urls(tmp_path)
+    with AegisPay.open(**u) as pay:
+        payment = pay.create_payment(**REQUEST)
+        pay.process_payment(payment.id)
+        pay.projections.delete(payment.id)
+    assert main(["audit", "--store", u["store"], "--gateway", u["gateway"], "--json"]) == 1
+    audit = json.loads(capsys.readouterr().out)
+    assert audit["invariants"]["projection_matches_events"] == 1
+    assert audit["violations"] == 1
+
+
+def test_the_demo_tells_the_story_in_plain_words() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aegispay.cli", "demo"], capture_output=True, text=True, check=True
+    )
+    assert "same payment comes back" in done.stdout
+    assert "Refused, nothing written" in done.stdout
+    assert "Final state: SUCCESS." in done.stdout
+
+
+def test_the_cli_reports_bad_input_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "--store", "mysql://x", "--gateway", "memory://"]) == 2
+    assert "store: must be 'memory://'" in capsys.readouterr().err

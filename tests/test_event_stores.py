@@ -1,0 +1,268 @@
+"""The EventStore contract run against each adapter, plus what only the SQLite store can show."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aegispay.infra.events.sqlite as sqlite_events
+from aegispay.domain.errors import ConcurrencyError, EventContinuityError
+from aegispay.infra.events.memory import InMemoryEventStore
+from aegispay.infra.events.sqlite import SQLiteEventStore
+from aegispay.infra.sqlite import ThreadConnections, connect, immediate
+from aegispay.orchestration.ports import EventStore
+from tests.contracts.event_store_contract import EventStoreContract
+from tests.factories import authenticated, initiated, opening
+
+FILE = "events.db"
+# Bounds for waits on child processes: reached only when one died, never in a healthy run.
+PROCESS_TIMEOUT = 60.0
+
+
+def write_raw(path: Path, sql: str, *params: object) -> None:
+    """Change the file behind the store's back, as a bug or a bad disk would."""
+    conn = connect(str(path))
+    try:
+        conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def read_raw_versions(path: Path, stream_id: str) -> list[int]:
+    """Read a stream's stored versions straight from the table."""
+    conn = connect(str(path))
+    try:
+        rows = conn.execute(
+            "SELECT version FROM events WHERE stream_id = ? ORDER BY version", (stream_id,)
+        )
+        return [version for (version,) in rows]
+    finally:
+        conn.close()
+
+
+def append_first_event(path: str, contender: int, barrier: Any, outcomes: Any) -> None:
+    """In a child process: open the store, wait for the rival, then append at version 0."""
+    store = SQLiteEventStore(path)
+    try:
+        barrier.wait()
+        store.append("pay_shared", [authenticated("pay_shared", second=contender)], 0)
+        outcomes.put("appended")
+    except ConcurrencyError:
+        outcomes.put("ConcurrencyError")
+    except Exception as error:  # reported, so the parent fails with the child's reason
+        outcomes.put(repr(error))
+    finally:
+        store.close()
+
+
+class TestInMemoryEventStore(EventStoreContract):
+    def make_store(self, tmp_path: Path) -> EventStore:
+        return InMemoryEventStore()
+
+
+class TestSQLiteEventStore(EventStoreContract):
+    def make_store(self, tmp_path: Path) -> EventStore:
+        return SQLiteEventStore(str(tmp_path / FILE))
+
+    def test_the_file_is_in_wal_mode(self, store: EventStore, tmp_path: Path) -> None:
+        conn = sqlite3.connect(tmp_path / FILE)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            conn.close()
+
+    def test_a_version_gap_written_into_the_table_raises_event_continuity_error(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        store.append("pay_1", [initiated("pay_1")], expected_version=0)
+        write_raw(
+            tmp_path / FILE,
+            "INSERT INTO events (stream_id, version, type, data) VALUES (?, 3, ?, ?)",
+            "pay_1",
+            "ProcessingStarted",
+            opening("pay_1")[2].model_dump_json(),
+        )
+        with pytest.raises(EventContinuityError, match="expected 2, found 3") as raised:
+            store.read("pay_1")
+        assert raised.value.stream_id == "pay_1"
+
+    def test_a_corrupt_row_raises_naming_stream_version_and_position_and_others_still_read(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        store.append("pay_a", opening("pay_a"), expected_version=0)
+        store.append("pay_b", opening("pay_b"), expected_version=0)
+        write_raw(
+            tmp_path / FILE,
+            "UPDATE events SET data = '{not json' WHERE stream_id = 'pay_a' AND version = 2",
+        )
+        with pytest.raises(EventContinuityError) as raised:
+            store.read("pay_a")
+        message = str(raised.value)
+        assert "pay_a" in message
+        assert "version 2" in message
+        assert "position 2" in message
+        assert [r.event for r in store.read("pay_b")] == opening("pay_b")
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            '{"type": "PaymentAuthenticated"}',
+            '{"type": "NoSuchEvent", "payment_id": "pay_a", "occurred_at": "2026-01-01T12:00Z"}',
+            "42",
+        ],
+    )
+    def test_a_row_that_fails_validation_is_unreadable(
+        self, store: EventStore, tmp_path: Path, data: str
+    ) -> None:
+        store.append("pay_a", opening("pay_a"), expected_version=0)
+        write_raw(tmp_path / FILE, "UPDATE events SET data = ? WHERE version = 2", data)
+        with pytest.raises(EventContinuityError, match="version 2"):
+            store.read("pay_a")
+
+    def test_a_row_whose_type_column_disagrees_with_its_data_is_unreadable(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        store.append("pay_a", opening("pay_a"), expected_version=0)
+        write_raw(tmp_path / FILE, "UPDATE events SET type = 'PaymentFailed' WHERE version = 3")
+        with pytest.raises(EventContinuityError, match="type column says 'PaymentFailed'"):
+            store.read("pay_a")
+
+    def test_read_all_halts_at_a_corrupt_row_instead_of_skipping_it(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        store.append("pay_a", opening("pay_a"), expected_version=0)
+        write_raw(tmp_path / FILE, "UPDATE events SET data = '' WHERE version = 2")
+        events = store.read_all()
+        assert next(events).version == 1
+        with pytest.raises(EventContinuityError, match="position 2"):
+            next(events)
+
+    def test_read_all_fetches_in_batches_without_losing_or_repeating_events(
+        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlite_events, "READ_ALL_BATCH", 2)
+        for n in range(4):
+            store.append(f"pay_{n}", opening(f"pay_{n}"), expected_version=0)
+        assert [r.position for r in store.read_all()] == list(range(1, 13))
+        assert [r.position for r in store.read_all(after_position=5)] == list(range(6, 13))
+
+    def test_a_unique_violation_becomes_a_concurrency_error_and_rolls_back_the_whole_batch(
+        self, store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A writer whose version check was fooled is still stopped by the UNIQUE constraint."""
+        store.append("pay_1", opening("pay_1")[:1], expected_version=0)
+        write_raw(
+            tmp_path / FILE,
+            "INSERT INTO events (stream_id, version, type, data) VALUES (?, 3, ?, ?)",
+            "pay_1",
+            "ProcessingStarted",
+            opening("pay_1")[2].model_dump_json(),
+        )
+        monkeypatch.setattr(sqlite_events, "_current_version", lambda conn, stream_id: 1)
+        with pytest.raises(ConcurrencyError) as raised:
+            store.append("pay_1", opening("pay_1")[1:], expected_version=1)
+        assert raised.value.__cause__ is not None
+        assert read_raw_versions(tmp_path / FILE, "pay_1") == [1, 3]
+
+    @pytest.mark.slow
+    def test_two_processes_appending_at_version_zero_exactly_one_wins(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(2, timeout=PROCESS_TIMEOUT)
+        outcomes = context.Queue()
+        processes = [
+            context.Process(
+                target=append_first_event, args=(str(tmp_path / FILE), n, barrier, outcomes)
+            )
+            for n in range(2)
+        ]
+        for process in processes:
+            process.start()
+        results = sorted(outcomes.get(timeout=PROCESS_TIMEOUT) for _ in processes)
+        for process in processes:
+            process.join(timeout=PROCESS_TIMEOUT)
+        assert results == ["ConcurrencyError", "appended"]
+        assert [r.version for r in store.read("pay_shared")] == [1]
+
+    def test_events_survive_closing_and_reopening_the_file(self, tmp_path: Path) -> None:
+        first = SQLiteEventStore(str(tmp_path / FILE))
+        first.append("pay_1", opening("pay_1"), expected_version=0)
+        first.close()
+        reopened = SQLiteEventStore(str(tmp_path / FILE))
+        try:
+            assert [r.event for r in reopened.read("pay_1")] == opening("pay_1")
+            assert reopened.stream_ids() == ["pay_1"]
+            assert reopened.append("pay_1", [], expected_version=3) == 3
+        finally:
+            reopened.close()
+
+    def test_a_closed_store_refuses_to_work(self, tmp_path: Path) -> None:
+        store = SQLiteEventStore(str(tmp_path / FILE))
+        store.close()
+        with pytest.raises(sqlite3.ProgrammingError):
+            store.read("pay_1")
+
+
+class TestSQLiteConnections:
+    def test_a_connection_uses_wal_synchronous_full_a_busy_timeout_and_foreign_keys(
+        self, tmp_path: Path
+    ) -> None:
+        conn = connect(str(tmp_path / FILE))
+        try:
+            pragma = {
+                name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            }
+        finally:
+            conn.close()
+        # synchronous reports a number: 2 is FULL.
+        assert pragma == {
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "busy_timeout": 30_000,
+            "foreign_keys": 1,
+        }
+
+    def test_closing_the_holder_closes_the_connection_of_every_thread(self, tmp_path: Path) -> None:
+        holder = ThreadConnections(str(tmp_path / FILE))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            other = pool.submit(holder.get).result()
+        mine = holder.get()
+        assert mine is not other
+        holder.close()
+        for conn in (mine, other):
+            with pytest.raises(sqlite3.ProgrammingError):
+                conn.execute("SELECT 1")
+
+    def test_each_thread_keeps_its_own_connection(self, tmp_path: Path) -> None:
+        holder = ThreadConnections(str(tmp_path / FILE))
+        try:
+            assert holder.get() is holder.get()
+            seen: list[sqlite3.Connection] = []
+            thread = threading.Thread(target=lambda: seen.append(holder.get()))
+            thread.start()
+            thread.join()
+            assert seen[0] is not holder.get()
+        finally:
+            holder.close()
+
+    def test_immediate_rolls_back_when_the_block_raises(self, tmp_path: Path) -> None:
+        conn = connect(str(tmp_path / FILE))
+        try:
+            conn.execute("CREATE TABLE t (x INTEGER)")
+            with pytest.raises(RuntimeError), immediate(conn):
+                conn.execute("INSERT INTO t VALUES (1)")
+                raise RuntimeError("boom")
+            with immediate(conn):
+                conn.execute("INSERT INTO t VALUES (2)")
+            assert conn.execute("SELECT x FROM t").fetchall() == [(2,)]
+            assert not conn.in_transaction
+        finally:
+            conn.close()

@@ -1,0 +1,166 @@
+"""Money: exact parsing into integer minor units, rejection that names the rule, formatting."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from aegispay.domain.errors import InvalidRequest
+from aegispay.domain.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS, Money, parse_amount
+
+currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        ("19.99", "USD", 1999),
+        ("1000", "JPY", 1000),
+        ("1.234", "BHD", 1234),
+        ("0.0001", "CLF", 1),
+        ("0.01", "USD", 1),
+        ("1.5", "USD", 150),
+        ("1.990", "USD", 199),
+        (" 19.99 ", "USD", 1999),
+    ],
+)
+def test_a_decimal_string_parses_to_exact_minor_units(
+    amount: str, currency: str, minor: int
+) -> None:
+    assert parse_amount(amount, currency) == minor
+
+
+def test_a_decimal_parses_to_exact_minor_units() -> None:
+    assert parse_amount(Decimal("19.99"), "USD") == 1999
+
+
+@pytest.mark.parametrize(("amount", "currency", "minor"), [(5, "USD", 500), (1000, "JPY", 1000)])
+def test_an_int_is_read_as_major_units(amount: int, currency: str, minor: int) -> None:
+    assert parse_amount(amount, currency) == minor
+
+
+def test_money_parse_builds_money_from_a_major_unit_amount() -> None:
+    assert Money.parse("19.99", "USD") == Money(minor=1999, currency="USD")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rule_says"),
+    [
+        ("-1", "USD", "greater than zero"),
+        ("-0.01", "USD", "greater than zero"),
+        ("0", "USD", "greater than zero"),
+        ("0.00", "USD", "greater than zero"),
+        (0, "USD", "greater than zero"),
+        ("NaN", "USD", "finite"),
+        (Decimal("NaN"), "USD", "finite"),
+        ("Infinity", "USD", "finite"),
+        ("-Infinity", "USD", "finite"),
+        ("1.999", "USD", "decimal places"),
+        ("1.5", "JPY", "decimal places"),
+        ("1.2345", "BHD", "decimal places"),
+        ("abc", "USD", "decimal number"),
+        ("", "USD", "decimal number"),
+        ("19.99.1", "USD", "decimal number"),
+        (19.99, "USD", "floats are not exact"),
+        (True, "USD", "floats are not exact"),
+        (False, "USD", "floats are not exact"),
+        (None, "USD", "floats are not exact"),
+        ("10000000000000.01", "USD", "at most"),
+    ],
+)
+def test_an_invalid_amount_is_rejected_naming_the_amount_field_and_the_rule(
+    amount: object, currency: str, rule_says: str
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(amount, currency)
+    assert raised.value.field == "amount"
+    assert rule_says in raised.value.rule
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["1.000000000000000000000000000001", "0.10000000000000000000000000001", "1e-999999999"],
+)
+def test_extra_decimals_beyond_the_default_decimal_precision_are_rejected_not_rounded(
+    amount: str,
+) -> None:
+    """Decimal arithmetic rounds to 28 digits; a tiny fraction must still count as a decimal."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(amount, "USD")
+    assert "decimal places" in raised.value.rule
+
+
+def test_an_astronomically_large_exponent_is_rejected_as_too_large() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount("1e999999999", "USD")
+    assert raised.value.field == "amount"
+    assert "at most" in raised.value.rule
+
+
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False), currency=currencies)
+@example(amount=Decimal("1.000000000000000000000000000001"), currency="USD")
+@example(amount=Decimal("1E-999999"), currency="USD")
+def test_parsing_never_rounds_it_returns_the_exact_amount_or_rejects(
+    amount: Decimal, currency: str
+) -> None:
+    """parse_amount returns exactly amount x 10**exponent, or raises InvalidRequest."""
+    try:
+        minor = parse_amount(amount, currency)
+    except InvalidRequest:
+        return
+    assert Fraction(minor) == Fraction(amount) * 10 ** CURRENCY_EXPONENTS[currency]
+    assert 0 < minor <= MAX_MINOR_UNITS
+
+
+def test_an_unknown_currency_is_rejected_naming_the_currency_field() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount("19.99", "XYZ")
+    assert raised.value.field == "currency"
+    assert raised.value.rule
+
+
+def test_money_parse_with_an_unknown_currency_names_the_currency_field() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        Money.parse("19.99", "ABC")
+    assert raised.value.field == "currency"
+
+
+@pytest.mark.parametrize("minor", [0, -1, MAX_MINOR_UNITS + 1])
+def test_money_cannot_be_built_with_minor_units_out_of_range(minor: int) -> None:
+    with pytest.raises(ValueError, match="minor units"):
+        Money(minor=minor, currency="USD")
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "shown"),
+    [
+        (1999, "USD", "19.99 USD"),
+        (1000, "JPY", "1000 JPY"),
+        (5, "USD", "0.05 USD"),
+        (100, "USD", "1.00 USD"),
+        (1234, "BHD", "1.234 BHD"),
+        (1, "CLF", "0.0001 CLF"),
+    ],
+)
+def test_money_prints_its_major_units_with_the_currency_exponent(
+    minor: int, currency: str, shown: str
+) -> None:
+    assert str(Money(minor=minor, currency=currency)) == shown
+
+
+@given(minor=st.integers(min_value=1, max_value=MAX_MINOR_UNITS), currency=currencies)
+def test_parsing_the_printed_amount_gives_the_same_money(minor: int, currency: str) -> None:
+    """Printing then parsing Money must return it unchanged."""
+    money = Money(minor=minor, currency=currency)
+    assert Money.parse(str(money).split()[0], currency) == money
+
+
+def test_equal_amounts_are_equal_money_with_equal_hashes() -> None:
+    a, b = Money(minor=1999, currency="USD"), Money.parse("19.99", "USD")
+    assert a == b
+    assert hash(a) == hash(b)
+    assert a != Money(minor=1999, currency="EUR")
