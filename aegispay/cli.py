@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
-from collections import Counter
+import time
 from collections.abc import Sequence
 
 from aegispay.app import AegisPay
-from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
+from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
+from aegispay.infra.clock import VirtualClock
+from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
-
-CURRENCIES = ("USD", "EUR", "GBP", "JPY", "BHD")
+from aegispay.sim.workload import run_workload
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_store_options(run)
     run.add_argument("--payments", type=_positive_int, default=100)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help=f"inject a gateway fault (repeatable); kinds: {', '.join(FAULT_KINDS)}",
+    )
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
 
@@ -102,46 +109,40 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Create and process N payments with keys from the seed; a rerun resumes, creating nothing."""
-    states: Counter[str] = Counter()
-    with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
-        for index in range(args.payments):
-            request = seeded_request(args.seed, index)
-            payment = pay.create_payment(**request)
-            states[pay.process_payment(payment.id).state.value] += 1
-        created = pay.metrics.get("payments.created")
+    faults = _faults(args.fault)
+    # Simulated time: backoffs, timeouts and breaker cool-downs pass at once, reproducibly.
+    with AegisPay.open(
+        store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
+    ) as pay:
+        started = time.perf_counter()
+        result = run_workload(pay, args.payments, args.seed)
+        counters = pay.metrics.snapshot()
     summary = {
-        "payments": args.payments,
-        "created": created,
-        "states": dict(sorted(states.items())),
+        **result.as_dict(),
+        "faults": {k[len("faults.") :]: v for k, v in counters.items() if k.startswith("faults.")},
+        "seconds": round(time.perf_counter() - started, 3),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(
-            f"{args.payments} payments: {created} newly created; final states {summary['states']}"
+            f"{result.payments} payments: {result.created} newly created; "
+            f"final states {summary['states']}; {result.unresolved} unresolved"
         )
-    return 0
+    return 0 if result.unresolved == 0 else 1
 
 
-def seeded_request(seed: int, index: int) -> dict[str, str]:
-    """The index-th payment request of a seeded run: the same seed gives the same requests."""
-    rng = random.Random(f"{seed}:{index}")
-    currency = rng.choice(CURRENCIES)
-    method = "tok_decline" if rng.random() < 0.05 else "tok_visa"
-    return {
-        "idempotency_key": f"run-{seed}-{index}",
-        "amount": f"{rng.randint(1, 50_000)}"
-        + ("" if currency == "JPY" else f".{rng.randint(0, 99):02d}"),
-        "currency": currency,
-        "customer_id": f"cus_{rng.randrange(1000):03d}",
-        "payment_method": method,
-    }
+def _faults(pairs: list[str]) -> FailureConfig:
+    try:
+        return FailureConfig.from_pairs(pairs)
+    except ValueError as error:
+        raise InvalidRequest("--fault", str(error).splitlines()[0]) from None
 
 
 def audit_command(args: argparse.Namespace) -> int:
     """Check the invariants on durable state; exit 1 when any is violated."""
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
-        report = check_invariants(pay.event_store, pay.projections, pay.gateway.charges())
+        report = check_invariants(pay.event_store, pay.projections, pay.charges())
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, indent=2))

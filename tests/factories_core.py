@@ -14,6 +14,7 @@ from aegispay.domain.events import (
     PaymentEvent,
     PaymentFailed,
     PaymentInitiated,
+    PaymentRerouted,
     PaymentSucceeded,
     ProcessingStarted,
 )
@@ -47,6 +48,9 @@ _BUILDERS: dict[str, Callable[[str, datetime], PaymentEvent]] = {
     ),
     "ProcessingStarted": lambda pid, when: ProcessingStarted(
         payment_id=pid, occurred_at=when, gateway="sim", gateway_idempotency_key=f"aegispay-{pid}"
+    ),
+    "PaymentRerouted": lambda pid, when: PaymentRerouted(
+        payment_id=pid, occurred_at=when, gateway="fallback", reason="circuit_open"
     ),
     "PaymentSucceeded": lambda pid, when: PaymentSucceeded(
         payment_id=pid, occurred_at=when, transaction_id="txn_1"

@@ -11,9 +11,11 @@ from aegispay.domain.events import (
     ChargeConfirmed,
     ChargeNotFound,
     DeclineConfirmed,
+    GatewayOutcomeUnknown,
     PaymentAuthenticated,
     PaymentFailed,
     PaymentInitiated,
+    PaymentRerouted,
     PaymentSucceeded,
     ProcessingStarted,
 )
@@ -66,6 +68,23 @@ def start_processing(payment: Payment, gateway: str, at: datetime) -> Processing
         gateway=gateway,
         gateway_idempotency_key=payment.gateway_idempotency_key,
     )
+
+
+def reroute(payment: Payment, gateway: str, reason: str, at: datetime) -> PaymentRerouted:
+    """Move a never-sent charge to another gateway."""
+    return PaymentRerouted(payment_id=payment.id, occurred_at=at, gateway=gateway, reason=reason)
+
+
+def gateway_unavailable(payment: Payment, reason: str, at: datetime) -> PaymentFailed:
+    """Fail a payment whose charge was certainly never made: no gateway would take it."""
+    return PaymentFailed(
+        payment_id=payment.id, occurred_at=at, reason=f"gateway_unavailable: {reason}"
+    )
+
+
+def outcome_unknown(payment: Payment, reason: str, at: datetime) -> GatewayOutcomeUnknown:
+    """Record that the gateway may or may not have charged."""
+    return GatewayOutcomeUnknown(payment_id=payment.id, occurred_at=at, reason=reason)
 
 
 def charge_request(payment: Payment) -> ChargeRequest:

@@ -43,6 +43,14 @@ class ProcessingStarted(Event):
     gateway_idempotency_key: str
 
 
+class PaymentRerouted(Event):
+    """The charge never reached its gateway (breaker open, unreachable): another takes it."""
+
+    type: Literal["PaymentRerouted"] = "PaymentRerouted"
+    gateway: str
+    reason: str
+
+
 class PaymentSucceeded(Event):
     """The gateway answered that it charged the customer."""
 
@@ -88,6 +96,7 @@ PaymentEvent = Annotated[
     PaymentInitiated
     | PaymentAuthenticated
     | ProcessingStarted
+    | PaymentRerouted
     | PaymentSucceeded
     | PaymentFailed
     | GatewayOutcomeUnknown

@@ -15,6 +15,7 @@ from aegispay.domain.events import (
     PaymentEvent,
     PaymentFailed,
     PaymentInitiated,
+    PaymentRerouted,
     PaymentSucceeded,
     ProcessingStarted,
 )
@@ -78,7 +79,7 @@ def evolve(payment: Payment, event: PaymentEvent) -> Payment:
         "updated_at": event.occurred_at,
     }
     match event:
-        case ProcessingStarted(gateway=gateway):
+        case ProcessingStarted(gateway=gateway) | PaymentRerouted(gateway=gateway):
             changes["gateway"] = gateway
         case PaymentSucceeded(transaction_id=txn) | ChargeConfirmed(transaction_id=txn):
             changes |= {"transaction_id": txn, "last_error": None}

@@ -29,6 +29,7 @@ TRANSITIONS: dict[PaymentState, dict[str, PaymentState]] = {
     S.INITIATED: {"PaymentAuthenticated": S.AUTHENTICATED, "PaymentFailed": S.FAILURE},
     S.AUTHENTICATED: {"ProcessingStarted": S.PROCESSING, "PaymentFailed": S.FAILURE},
     S.PROCESSING: {
+        "PaymentRerouted": S.PROCESSING,
         "PaymentSucceeded": S.SUCCESS,
         "PaymentFailed": S.FAILURE,
         "GatewayOutcomeUnknown": S.UNKNOWN,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -105,6 +105,18 @@ class PaymentGateway(Protocol):
         ...
 
 
+class Gateways(Protocol):
+    """The gateways a payment may be sent to, in priority order, and the routing rule."""
+
+    def get(self, name: str) -> PaymentGateway:
+        """The gateway of this name."""
+        ...
+
+    def route(self, exclude: Collection[str] = ()) -> str | None:
+        """The first gateway not excluded that would take a call now, or None."""
+        ...
+
+
 class Clock(Protocol):
     """Where time comes from; a VirtualClock makes sleeps instant and runs reproducible."""
 
@@ -147,7 +159,7 @@ class Ports:
 
     events: EventStore
     projections: ProjectionStore
-    gateway: PaymentGateway
+    gateways: Gateways
     clock: Clock
     ids: IdGenerator
     logger: Logger

@@ -7,17 +7,19 @@ ProcessingStarted is durable before the charge is sent, so a crash always leaves
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from aegispay.domain import decisions
+from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import CreatePayment
 from aegispay.domain.errors import ConcurrencyError, PaymentNotFound
-from aegispay.domain.events import ChargeNotFound, PaymentEvent
+from aegispay.domain.events import PaymentEvent
+from aegispay.domain.failures import classify, kind_of
 from aegispay.domain.payment import Payment, evolve, replay
 from aegispay.domain.states import PaymentState
-from aegispay.io import IO
+from aegispay.io import IO, Err, Ok, Result
 from aegispay.orchestration.ports import Ports
 
 
@@ -99,17 +101,17 @@ def create_payment(ports: Ports, command: CreatePayment) -> IO[Created]:
 
 
 def process_payment(ports: Ports, payment_id: str) -> IO[Payment]:
-    """Drive a payment from wherever it stands to a terminal state."""
+    """Drive a payment as far as the gateways allow: to a terminal state, or UNKNOWN."""
     return require(ports, payment_id).flat_map(lambda payment: advance(ports, payment))
 
 
 def advance(ports: Ports, payment: Payment) -> IO[Payment]:
-    """Take the next step the payment's state calls for, until it is terminal."""
+    """Take the next step the payment's state calls for."""
     match payment.state:
         case PaymentState.INITIATED:
             return authenticate(ports, payment).flat_map(lambda p: advance(ports, p))
         case PaymentState.AUTHENTICATED:
-            return start_processing(ports, payment).flat_map(lambda p: charge(ports, p))
+            return start_processing(ports, payment)
         case PaymentState.PROCESSING | PaymentState.UNKNOWN:
             # An earlier attempt may have sent the charge: ask the gateway before sending.
             return verify_with_gateway(ports, payment)
@@ -119,47 +121,108 @@ def advance(ports: Ports, payment: Payment) -> IO[Payment]:
 
 def authenticate(ports: Ports, payment: Payment) -> IO[Payment]:
     """Authenticate the payment method and record the result."""
-    return now(ports).flat_map(
-        lambda at: append(ports, payment, [decisions.authenticate(payment, at)])
-    )
+    return record(ports, payment, lambda at: decisions.authenticate(payment, at))
 
 
 def start_processing(ports: Ports, payment: Payment) -> IO[Payment]:
-    """Record ProcessingStarted durably, before any charge leaves the building."""
-    return now(ports).flat_map(
-        lambda at: append(
-            ports, payment, [decisions.start_processing(payment, ports.gateway.name, at)]
-        )
-    )
+    """Pick a gateway, record ProcessingStarted durably, and only then send the charge."""
+
+    def begin(route: str | None) -> IO[Payment]:
+        if route is None:
+            reason = "every gateway's breaker is open"
+            return record(
+                ports, payment, lambda at: decisions.gateway_unavailable(payment, reason, at)
+            )
+        return record(
+            ports, payment, lambda at: decisions.start_processing(payment, route, at)
+        ).flat_map(lambda p: charge(ports, p, tried=frozenset({route})))
+
+    return IO.delay(ports.gateways.route).flat_map(begin)
 
 
-def charge(ports: Ports, payment: Payment) -> IO[Payment]:
-    """Send the charge with the payment's idempotency key and record the gateway's answer."""
+def charge(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) -> IO[Payment]:
+    """Send the charge with the payment's idempotency key and settle on the answer.
+
+    `tried` names the gateways this call has sent the payment to since recording that it was
+    never sent anywhere else; only such a payment may be rerouted.
+    """
+    assert payment.gateway is not None, "a charge goes to the gateway ProcessingStarted named"
+    gateway = ports.gateways.get(payment.gateway)
     request = decisions.charge_request(payment)
-    return IO.delay(lambda: ports.gateway.charge(request)).flat_map(
-        lambda record: now(ports).flat_map(
-            lambda at: append(ports, payment, [decisions.charge_outcome(payment, record, at)])
-        )
+    return (
+        IO.delay(lambda: gateway.charge(request))
+        .attempt()
+        .flat_map(lambda result: _settle_charge(ports, payment, result, tried))
     )
+
+
+def _settle_charge(
+    ports: Ports, payment: Payment, result: Result[ChargeRecord], tried: frozenset[str]
+) -> IO[Payment]:
+    if isinstance(result, Ok):
+        return record(
+            ports, payment, lambda at: decisions.charge_outcome(payment, result.value, at)
+        )
+    error, rule = result.error, classify(result.error)
+    if rule.may_have_charged:
+        return record(
+            ports, payment, lambda at: decisions.outcome_unknown(payment, str(error), at)
+        ).flat_map(lambda p: verify_with_gateway(ports, p))
+    # Certainly not charged: retries ran out, the breaker refused, or the gateway said no.
+    kind = kind_of(error)
+    fallback = ports.gateways.route(exclude=tried) if tried else None
+    if fallback is not None:
+        return record(
+            ports, payment, lambda at: decisions.reroute(payment, fallback, kind, at)
+        ).flat_map(lambda p: charge(ports, p, tried | {fallback}))
+    return record(ports, payment, lambda at: decisions.gateway_unavailable(payment, kind, at))
 
 
 def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
-    """Ask the gateway by merchant reference; settle, or re-drive the charge if it never saw it."""
+    """Ask the payment's gateway by merchant reference and settle on its answer.
 
-    def settle(outcome: PaymentEvent) -> IO[Payment]:
-        recorded = append(ports, payment, [outcome])
-        if isinstance(outcome, ChargeNotFound):
-            # Safe to send again: the gateway deduplicates by the same idempotency key.
-            return recorded.flat_map(lambda p: charge(ports, p))
-        return recorded
+    Charged or declined settles the payment. Never seen: the charge is re-driven with the same
+    idempotency key, which the gateway deduplicates. Unreachable: the payment stays UNKNOWN.
+    """
+    assert payment.gateway is not None, "only a payment whose processing started is verified"
+    gateway = ports.gateways.get(payment.gateway)
 
-    return IO.delay(lambda: ports.gateway.status(payment.id)).flat_map(
-        lambda record: (
-            now(ports)
-            .map(lambda at: decisions.verification_outcome(payment, record, at))
-            .flat_map(settle)
+    def settle(result: Result[ChargeRecord | None]) -> IO[Payment]:
+        if isinstance(result, Err):
+            return unresolved(ports, payment, result.error)
+        found = result.value
+        ports.metrics.increment(f"verification.{_verdict(found)}")
+        settled = record(
+            ports, payment, lambda at: decisions.verification_outcome(payment, found, at)
         )
+        if found is None:
+            return settled.flat_map(lambda p: charge(ports, p))
+        return settled
+
+    return IO.delay(lambda: gateway.status(payment.id)).attempt().flat_map(settle)
+
+
+def unresolved(ports: Ports, payment: Payment, error: Exception) -> IO[Payment]:
+    """The gateway could not be asked: the payment is (or stays) UNKNOWN, for a later run."""
+    ports.metrics.increment("verification.unresolved")
+    if payment.state is PaymentState.UNKNOWN:
+        return IO.of(payment)
+    return record(
+        ports, payment, lambda at: decisions.outcome_unknown(payment, f"unverified: {error}", at)
     )
+
+
+def record(
+    ports: Ports, payment: Payment, decide: Callable[[datetime], PaymentEvent]
+) -> IO[Payment]:
+    """Read the clock, decide one event, append it at the payment's version."""
+    return now(ports).flat_map(lambda at: append(ports, payment, [decide(at)]))
+
+
+def _verdict(found: ChargeRecord | None) -> str:
+    if found is None:
+        return "not_found"
+    return "confirmed" if found.charged else "declined"
 
 
 def _fold(payment: Payment | None, events: Sequence[PaymentEvent]) -> Payment:

@@ -78,20 +78,25 @@ class InMemoryLedger:
 
 
 class SQLiteLedger:
-    """A ledger in its own SQLite file: it outlives our process, as a real provider does."""
+    """A ledger in the gateways' own SQLite file: it outlives our process, as a provider does."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, gateway: str = "primary") -> None:
         self._connections = ThreadConnections(path)
+        self._gateway = gateway
         self._connections.get().executescript(
             """
             CREATE TABLE IF NOT EXISTS charges (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                idempotency_key TEXT NOT NULL UNIQUE,
-                transaction_id TEXT NOT NULL UNIQUE,
+                gateway TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                transaction_id TEXT NOT NULL,
                 merchant_reference TEXT NOT NULL,
-                data TEXT NOT NULL
+                data TEXT NOT NULL,
+                UNIQUE (gateway, idempotency_key),
+                UNIQUE (gateway, transaction_id)
             );
-            CREATE INDEX IF NOT EXISTS charges_by_reference ON charges(merchant_reference);
+            CREATE INDEX IF NOT EXISTS charges_by_reference
+                ON charges(gateway, merchant_reference);
             """
         )
 
@@ -100,14 +105,16 @@ class SQLiteLedger:
         conn = self._connections.get()
         with immediate(conn):
             row = conn.execute(
-                "SELECT data FROM charges WHERE idempotency_key = ?", (charge.idempotency_key,)
+                "SELECT data FROM charges WHERE gateway = ? AND idempotency_key = ?",
+                (self._gateway, charge.idempotency_key),
             ).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO charges"
-                    " (idempotency_key, transaction_id, merchant_reference, data)"
-                    " VALUES (?, ?, ?, ?)",
+                    " (gateway, idempotency_key, transaction_id, merchant_reference, data)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (
+                        self._gateway,
                         charge.idempotency_key,
                         charge.transaction_id,
                         charge.merchant_reference,
@@ -127,7 +134,9 @@ class SQLiteLedger:
 
     def all(self) -> list[ChargeRecord]:
         """Every charge in insertion order."""
-        rows = self._connections.get().execute("SELECT data FROM charges ORDER BY seq")
+        rows = self._connections.get().execute(
+            "SELECT data FROM charges WHERE gateway = ? ORDER BY seq", (self._gateway,)
+        )
         return [ChargeRecord.model_validate_json(data) for (data,) in rows]
 
     def close(self) -> None:
@@ -137,7 +146,10 @@ class SQLiteLedger:
     def _one(self, column: str, value: str) -> ChargeRecord | None:
         row: tuple[str] | None = (
             self._connections.get()
-            .execute(f"SELECT data FROM charges WHERE {column} = ? ORDER BY seq", (value,))
+            .execute(
+                f"SELECT data FROM charges WHERE gateway = ? AND {column} = ? ORDER BY seq",
+                (self._gateway, value),
+            )
             .fetchone()
         )
         return None if row is None else ChargeRecord.model_validate_json(row[0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aegispay.domain.charges import ChargeRecord, ChargeRequest, ChargeStatus
@@ -16,27 +18,45 @@ DECLINING_METHODS: dict[str, str] = {
     "tok_insufficient_funds": "insufficient_funds",
     "tok_expired_card": "expired_card",
 }
+# The reason a decline injected as a fault carries.
+DECLINED_BY_FAULT = "do_not_honor"
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """What will go wrong with one gateway call: an exclusive kind (or None), and slowness."""
+
+    kind: str | None = None
+    slow: bool = False
 
 
 class FaultSource(Protocol):
-    """The seam for fault injection: asked once per gateway call what should go wrong."""
+    """The seam for fault injection: plans each call's fault, strikes before and after it acts."""
 
-    def before_call(self, gateway: str, operation: str, request: ChargeRequest | None) -> None:
-        """Raise to fail the call before it reaches the ledger (or sleep to slow it)."""
+    def draw(self, gateway: str, operation: str) -> PlannedFault:
+        """Plan what goes wrong with this call."""
         ...
 
-    def after_call(self, gateway: str, operation: str, request: ChargeRequest | None) -> None:
-        """Raise to lose the response after the ledger has acted."""
+    def before(self, gateway: str, operation: str, fault: PlannedFault) -> None:
+        """Raise (or sleep) before the gateway acts."""
+        ...
+
+    def after(self, gateway: str, operation: str, fault: PlannedFault) -> None:
+        """Raise after the gateway acted: the response is lost."""
         ...
 
 
 class NoFaults:
     """A gateway that always answers."""
 
-    def before_call(self, gateway: str, operation: str, request: ChargeRequest | None) -> None:
+    def draw(self, gateway: str, operation: str) -> PlannedFault:
+        """Plan nothing."""
+        return PlannedFault()
+
+    def before(self, gateway: str, operation: str, fault: PlannedFault) -> None:
         """Let the call through."""
 
-    def after_call(self, gateway: str, operation: str, request: ChargeRequest | None) -> None:
+    def after(self, gateway: str, operation: str, fault: PlannedFault) -> None:
         """Deliver the response."""
 
 
@@ -71,8 +91,11 @@ class SimulatedGateway:
     def charge(self, request: ChargeRequest) -> ChargeRecord:
         """Charge the payment method once per idempotency key; repeats return the first record."""
         self._count_call()
-        self.faults.before_call(self._name, "charge", request)
+        fault = self.faults.draw(self._name, "charge")
+        self.faults.before(self._name, "charge", fault)
         decline = DECLINING_METHODS.get(request.payment_method)
+        if fault.kind == "decline":
+            decline = DECLINED_BY_FAULT
         record = self.ledger.record(
             ChargeRecord(
                 transaction_id=transaction_id_for(request.idempotency_key),
@@ -85,22 +108,24 @@ class SimulatedGateway:
                 created_at=self._clock.now(),
             )
         )
-        self.faults.after_call(self._name, "charge", request)
+        self.faults.after(self._name, "charge", fault)
         return record
 
     def status(self, merchant_reference: str) -> ChargeRecord | None:
         """Look a charge up by our payment id."""
-        self._count_call()
-        self.faults.before_call(self._name, "status", None)
-        record = self.ledger.by_reference(merchant_reference)
-        self.faults.after_call(self._name, "status", None)
-        return record
+        return self._lookup(lambda: self.ledger.by_reference(merchant_reference))
 
     def status_by_transaction(self, transaction_id: str) -> ChargeRecord | None:
         """Look a charge up by the gateway's transaction id."""
+        return self._lookup(lambda: self.ledger.by_transaction(transaction_id))
+
+    def _lookup(self, find: Callable[[], ChargeRecord | None]) -> ChargeRecord | None:
         self._count_call()
-        self.faults.before_call(self._name, "status", None)
-        return self.ledger.by_transaction(transaction_id)
+        fault = self.faults.draw(self._name, "status")
+        self.faults.before(self._name, "status", fault)
+        record = find()
+        self.faults.after(self._name, "status", fault)
+        return record
 
     def charges(self) -> list[ChargeRecord]:
         """Every record in the ledger, charged or declined, in order (no call is counted)."""

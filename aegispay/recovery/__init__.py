@@ -1,0 +1,1 @@
+"""Recovery: find payments left in flight, rebuild them from events, verify, settle."""

@@ -1,0 +1,1 @@
+"""Resilience: retries with backoff, circuit breakers and routing, wrapped around gateways."""

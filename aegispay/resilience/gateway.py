@@ -1,0 +1,88 @@
+"""A gateway behind its breaker and retry policy: what the workflows actually call."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState
+
+from aegispay.domain.charges import ChargeRecord, ChargeRequest
+from aegispay.domain.failures import CircuitOpenError, ErrorClass, classify, kind_of
+from aegispay.orchestration.ports import Clock, Metrics, PaymentGateway
+from aegispay.resilience.breaker import CircuitBreaker
+from aegispay.resilience.retry import RetryPolicy, call_with_retry
+
+R = TypeVar("R")
+
+
+def charge_is_retryable(error: BaseException) -> bool:
+    """Retry a charge only where the table says the gateway cannot have charged."""
+    return classify(error).error_class is ErrorClass.RETRYABLE
+
+
+def lookup_is_retryable(error: BaseException) -> bool:
+    """Retry a status lookup through any transport failure: a read cannot charge anyone."""
+    return isinstance(error, Exception) and not isinstance(error, CircuitOpenError)
+
+
+class ResilientGateway:
+    """Every call goes through the breaker; retryable failures are retried with backoff."""
+
+    def __init__(
+        self,
+        gateway: PaymentGateway,
+        *,
+        breaker: CircuitBreaker,
+        policy: RetryPolicy,
+        clock: Clock,
+        metrics: Metrics,
+        rng: random.Random,
+    ) -> None:
+        self.gateway = gateway
+        self.breaker = breaker
+        self.policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._rng = rng
+
+    @property
+    def name(self) -> str:
+        """The routing name of the gateway behind."""
+        return self.gateway.name
+
+    def charge(self, request: ChargeRequest) -> ChargeRecord:
+        """Charge with retries; every attempt carries the same idempotency key."""
+        return self._call("charge", lambda: self.gateway.charge(request), charge_is_retryable)
+
+    def status(self, merchant_reference: str) -> ChargeRecord | None:
+        """Look a charge up by merchant reference, retried through transport failures."""
+        return self._call(
+            "status", lambda: self.gateway.status(merchant_reference), lookup_is_retryable
+        )
+
+    def _call(
+        self, operation: str, fn: Callable[[], R], retryable: Callable[[BaseException], bool]
+    ) -> R:
+        prefix = f"gateway.{self.name}.{operation}"
+
+        def attempt() -> R:
+            self._metrics.increment(f"{prefix}.attempts")
+            try:
+                return self.breaker.call(fn)
+            except Exception as error:
+                self._metrics.increment(f"{prefix}.failed.{kind_of(error)}")
+                raise
+
+        def on_retry(state: RetryCallState) -> None:
+            self._metrics.increment(f"{prefix}.retries")
+
+        return call_with_retry(
+            attempt,
+            policy=self.policy,
+            retryable=retryable,
+            sleep=self._clock.sleep,
+            rng=self._rng,
+            on_retry=on_retry,
+        )

@@ -1,0 +1,198 @@
+"""Seeded fault injection for the simulated gateways: every random decision comes from a seed."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aegispay.domain.failures import (
+    GatewayNetworkError,
+    GatewayResponseLost,
+    GatewayTimeoutAfterSend,
+    GatewayTimeoutBeforeSend,
+)
+from aegispay.infra.gateway.simulated import PlannedFault
+from aegispay.orchestration.ports import Clock, Metrics
+
+
+class ProcessCrash(BaseException):
+    """The process died here. A BaseException, so no `except Exception` can swallow it."""
+
+
+FaultKind = Literal[
+    "timeout_before", "timeout_after", "network", "partial", "decline", "slow", "crash"
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "timeout_before",
+    "timeout_after",
+    "network",
+    "partial",
+    "decline",
+    "slow",
+    "crash",
+)
+# Kinds that replace a call's normal outcome; drawn from one uniform number, in this order.
+EXCLUSIVE_KINDS = ("timeout_before", "network", "timeout_after", "partial", "decline", "crash")
+# Kinds that can strike a status lookup (a read has nothing to decline and we crash on charges).
+LOOKUP_KINDS = ("timeout_before", "network", "timeout_after", "partial")
+
+# The seed's names: simulate_X switches a fault on, X_rate sets how often.
+SEED_NAMES = {
+    "simulate_timeout": ("timeout_after_rate", "timeout_rate"),
+    "simulate_partial_failure": ("partial_rate", "partial_failure_rate"),
+    "simulate_network_error": ("network_rate", "network_error_rate"),
+    "simulate_crash": ("crash_rate", "crash_rate"),
+}
+SEED_DEFAULT_RATE = 0.1
+
+
+class ScheduledFault(BaseModel):
+    """An explicit schedule entry: the next `calls` calls of `operation` fail with `kind`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: FaultKind
+    calls: int = Field(default=1, ge=1)
+    operation: Literal["charge", "status"] = "charge"
+
+
+class FailureConfig(BaseModel):
+    """How often each fault kind strikes a gateway call; an empty config heals everything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_before_rate: float = Field(default=0.0, ge=0, le=1)
+    timeout_after_rate: float = Field(default=0.0, ge=0, le=1)
+    network_rate: float = Field(default=0.0, ge=0, le=1)
+    partial_rate: float = Field(default=0.0, ge=0, le=1)
+    decline_rate: float = Field(default=0.0, ge=0, le=1)
+    slow_rate: float = Field(default=0.0, ge=0, le=1)
+    crash_rate: float = Field(default=0.0, ge=0, le=1)
+    timeout_delay_ms: int = Field(default=5_000, ge=0, description="how long a timeout takes")
+    slow_delay_ms: int = Field(default=1_500, ge=0, description="latency of a slow response")
+    schedule: tuple[ScheduledFault, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_seed_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for switch, (rate_field, seed_rate) in SEED_NAMES.items():
+            enabled = data.pop(switch, None)
+            rate = data.pop(seed_rate, None) if seed_rate != rate_field else None
+            if enabled is False:
+                data[rate_field] = 0.0
+            elif rate is not None:
+                data[rate_field] = rate
+            elif enabled and rate_field not in data:
+                data[rate_field] = SEED_DEFAULT_RATE
+        return data
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> FailureConfig:
+        total = sum(self.rate(kind) for kind in EXCLUSIVE_KINDS)
+        if total > 1:
+            raise ValueError(
+                f"the rates of {', '.join(EXCLUSIVE_KINDS)} add up to {total:g}; at most 1"
+            )
+        return self
+
+    def rate(self, kind: str) -> float:
+        """The configured rate of a fault kind."""
+        value: float = getattr(self, f"{kind}_rate")
+        return value
+
+    @classmethod
+    def from_pairs(cls, pairs: list[str]) -> FailureConfig:
+        """Build from 'kind=rate' strings, as the CLI's repeatable --fault gives them."""
+        rates: dict[str, float] = {}
+        for pair in pairs:
+            kind, sep, rate = pair.partition("=")
+            if not sep or kind not in FAULT_KINDS:
+                kinds = ", ".join(FAULT_KINDS)
+                raise ValueError(f"--fault {pair!r}: expected kind=rate, kind one of {kinds}")
+            rates[f"{kind}_rate"] = float(rate)
+        return cls.model_validate(rates)
+
+
+class FaultInjector:
+    """Decides, per gateway call, what goes wrong; seeded, so a run repeats exactly."""
+
+    def __init__(
+        self, config: FailureConfig, clock: Clock, metrics: Metrics, seed: int | str
+    ) -> None:
+        self._clock = clock
+        self._metrics = metrics
+        self._rng = random.Random(seed)
+        self._mutex = threading.Lock()
+        self.configure(config)
+
+    def configure(self, config: FailureConfig) -> None:
+        """Replace the fault rates and schedule; the random sequence carries on."""
+        with self._mutex:
+            self.config = config
+            self._schedule = [
+                (entry.operation, entry.kind)
+                for entry in config.schedule
+                for _ in range(entry.calls)
+            ]
+
+    def draw(self, gateway: str, operation: str) -> PlannedFault:
+        """Plan this call's fault: the schedule first, then the seeded rates."""
+        with self._mutex:
+            # Two draws per call, always, so the sequence does not depend on the outcomes.
+            pick, slow_pick = self._rng.random(), self._rng.random()
+            for index, (scheduled_operation, scheduled) in enumerate(self._schedule):
+                if scheduled_operation == operation:
+                    del self._schedule[index]
+                    if scheduled == "slow":
+                        return PlannedFault(None, slow=True)
+                    return self._allowed(scheduled, operation, slow=False)
+            slow = slow_pick < self.config.slow_rate
+            threshold = 0.0
+            for kind in EXCLUSIVE_KINDS:
+                threshold += self.config.rate(kind)
+                if pick < threshold:
+                    return self._allowed(kind, operation, slow)
+            return PlannedFault(None, slow)
+
+    def before(self, gateway: str, operation: str, fault: PlannedFault) -> None:
+        """Strike what comes before the gateway acts: latency, a connect timeout, a refusal."""
+        if fault.slow:
+            self._strike("slow")
+            self._clock.sleep(self.config.slow_delay_ms / 1000)
+        match fault.kind:
+            case "timeout_before":
+                self._strike("timeout_before")
+                self._clock.sleep(self.config.timeout_delay_ms / 1000)
+                raise GatewayTimeoutBeforeSend(gateway, "connect timed out")
+            case "network":
+                self._strike("network")
+                raise GatewayNetworkError(gateway, "connection refused")
+            case "decline":
+                self._strike("decline")
+
+    def after(self, gateway: str, operation: str, fault: PlannedFault) -> None:
+        """Strike what comes after the gateway acted: the answer never reaches us."""
+        match fault.kind:
+            case "timeout_after":
+                self._strike("timeout_after")
+                self._clock.sleep(self.config.timeout_delay_ms / 1000)
+                raise GatewayTimeoutAfterSend(gateway, "read timed out after sending")
+            case "partial":
+                self._strike("partial")
+                raise GatewayResponseLost(gateway, "charged, then the connection dropped")
+            case "crash":
+                self._strike("crash")
+                raise ProcessCrash(f"process died waiting for {gateway}'s answer to {operation}")
+
+    @staticmethod
+    def _allowed(kind: str, operation: str, slow: bool) -> PlannedFault:
+        return PlannedFault(kind if operation == "charge" or kind in LOOKUP_KINDS else None, slow)
+
+    def _strike(self, kind: str) -> None:
+        self._metrics.increment(f"faults.{kind}")
