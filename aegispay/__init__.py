@@ -13,21 +13,33 @@ from aegispay.domain.errors import (
     LockTimeout,
     PaymentNotFound,
 )
+from aegispay.domain.failures import ERROR_CLASSES, ErrorClass, GatewayError
 from aegispay.domain.money import Money
 from aegispay.domain.payment import Payment, evolve, replay
 from aegispay.domain.states import TRANSITIONS, PaymentState
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.io import IO
+from aegispay.recovery.coordinator import RecoveryReport
+from aegispay.resilience.breaker import BreakerConfig, BreakerState
+from aegispay.resilience.retry import RetryPolicy
+from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ProcessCrash, ScheduledFault
 
 __all__ = [
+    "ERROR_CLASSES",
+    "FAULT_KINDS",
     "IO",
     "TRANSITIONS",
     "AegisPay",
     "AegisPayError",
+    "BreakerConfig",
+    "BreakerState",
     "ChargeRecord",
     "ChargeStatus",
     "ConcurrencyError",
+    "ErrorClass",
     "EventContinuityError",
+    "FailureConfig",
+    "GatewayError",
     "IdempotencyKeyConflict",
     "InvalidRequest",
     "InvalidTransition",
@@ -37,6 +49,10 @@ __all__ = [
     "Payment",
     "PaymentNotFound",
     "PaymentState",
+    "ProcessCrash",
+    "RecoveryReport",
+    "RetryPolicy",
+    "ScheduledFault",
     "SystemClock",
     "VirtualClock",
     "evolve",

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 from aegispay.app import AegisPay
-from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
+from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
 from aegispay.infra.clock import VirtualClock
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
@@ -109,7 +109,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Create and process N payments with keys from the seed; a rerun resumes, creating nothing."""
-    faults = _faults(args.fault)
+    faults = FailureConfig.from_pairs(args.fault)
     # Simulated time: backoffs, timeouts and breaker cool-downs pass at once, reproducibly.
     with AegisPay.open(
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
@@ -130,13 +130,6 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
-
-
-def _faults(pairs: list[str]) -> FailureConfig:
-    try:
-        return FailureConfig.from_pairs(pairs)
-    except ValueError as error:
-        raise InvalidRequest("--fault", str(error).splitlines()[0]) from None
 
 
 def audit_command(args: argparse.Namespace) -> int:

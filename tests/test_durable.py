@@ -108,3 +108,34 @@ def test_the_cli_reports_bad_input_and_exits_2(
 ) -> None:
     assert main(["audit", "--store", "mysql://x", "--gateway", "memory://"]) == 2
     assert "store: must be 'memory://'" in capsys.readouterr().err
+
+
+def test_run_with_faults_on_sqlite_settles_everything_and_the_audit_is_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    u = urls(tmp_path)
+    args = ["--store", u["store"], "--gateway", u["gateway"]]
+    faults = ["--fault", "partial=0.1", "--fault", "network=0.05", "--fault", "timeout_after=0.05"]
+    assert main(["run", *args, "--payments", "150", "--seed", "4", *faults, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["unresolved"] == 0
+    assert summary["faults"]["partial"] > 0
+    assert set(summary["states"]) <= {"SUCCESS", "FAILURE"}
+    assert main(["audit", *args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["violations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("melt=0.1", "kind one of timeout_before"), ("partial", "expected kind=rate"),
+     ("partial=2", "partial_rate: input should be less than or equal to 1"),
+     ("partial=x", "partial_rate: input should be a valid number")],
+)  # fmt: skip
+def test_a_bad_fault_option_is_refused_with_the_valid_kinds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str, message: str
+) -> None:
+    u = urls(tmp_path)
+    code = main(["run", "--store", u["store"], "--gateway", u["gateway"], "--fault", fault])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "store.db").exists()

@@ -153,9 +153,10 @@ class CircuitBreaker:
         try:
             result = fn()
         except Exception as error:
-            # Declines and refusals are answers; every other failure is the transport's.
-            if classify(error).error_class is not ErrorClass.DEFINITIVE:
-                self._apply(BreakerEvent.FAILURE)
+            # A definitive error is an answer: the way to the gateway works. Anything else is
+            # the transport failing.
+            answered = classify(error).error_class is ErrorClass.DEFINITIVE
+            self._apply(BreakerEvent.SUCCESS if answered else BreakerEvent.FAILURE)
             raise
         self._apply(BreakerEvent.SUCCESS)
         return result

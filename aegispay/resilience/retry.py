@@ -55,7 +55,8 @@ def call_with_retry(
         sleep=sleep,
         wait=wait_seeded_exponential_jitter(policy, rng),
         stop=stop_after_attempt(policy.retries + 1),
-        retry=retry_if_exception(retryable),
+        # tenacity catches BaseException: a crash or an interrupt must end the call, never retry.
+        retry=retry_if_exception(lambda error: isinstance(error, Exception) and retryable(error)),
         before_sleep=on_retry,
         reraise=True,
     )

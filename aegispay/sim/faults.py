@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aegispay.domain.commands import validated
+from aegispay.domain.errors import InvalidRequest
 from aegispay.domain.failures import (
     GatewayNetworkError,
     GatewayResponseLost,
@@ -94,8 +97,8 @@ class FailureConfig(BaseModel):
 
     @model_validator(mode="after")
     def _rates_fit(self) -> FailureConfig:
-        total = sum(self.rate(kind) for kind in EXCLUSIVE_KINDS)
-        if total > 1:
+        total = math.fsum(self.rate(kind) for kind in EXCLUSIVE_KINDS)
+        if total > 1 + 1e-12:  # rates such as 0.33 + 0.56 + 0.11 add up to 1, not 1.0000000001
             raise ValueError(
                 f"the rates of {', '.join(EXCLUSIVE_KINDS)} add up to {total:g}; at most 1"
             )
@@ -109,14 +112,14 @@ class FailureConfig(BaseModel):
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> FailureConfig:
         """Build from 'kind=rate' strings, as the CLI's repeatable --fault gives them."""
-        rates: dict[str, float] = {}
+        rates: dict[str, object] = {}
         for pair in pairs:
             kind, sep, rate = pair.partition("=")
             if not sep or kind not in FAULT_KINDS:
                 kinds = ", ".join(FAULT_KINDS)
-                raise ValueError(f"--fault {pair!r}: expected kind=rate, kind one of {kinds}")
-            rates[f"{kind}_rate"] = float(rate)
-        return cls.model_validate(rates)
+                raise InvalidRequest("fault", f"expected kind=rate, kind one of {kinds}", pair)
+            rates[f"{kind}_rate"] = rate
+        return validated(cls, **rates)
 
 
 class FaultInjector:
