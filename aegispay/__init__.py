@@ -22,9 +22,11 @@ from aegispay.io import IO
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.resilience.breaker import BreakerConfig, BreakerState
 from aegispay.resilience.retry import RetryPolicy
-from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ProcessCrash, ScheduledFault
+from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash
+from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ScheduledFault
 
 __all__ = [
+    "BOUNDARIES",
     "ERROR_CLASSES",
     "FAULT_KINDS",
     "IO",

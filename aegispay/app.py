@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import MAX_ID_LENGTH, CreatePayment, validate_text
@@ -31,16 +32,18 @@ from aegispay.orchestration.ports import (
     EventStore,
     IdGenerator,
     LockManager,
+    PaymentGateway,
     Ports,
     ProjectionStore,
 )
-from aegispay.recovery.coordinator import RecoveryReport, recover
+from aegispay.recovery.coordinator import RecoveryReport, rebuild_projections, recover
 from aegispay.resilience.breaker import BreakerConfig, CircuitBreaker
 from aegispay.resilience.gateway import ResilientGateway
 from aegispay.resilience.retry import RetryPolicy
 from aegispay.resilience.routing import GatewayRoutes
 from aegispay.service import PaymentService
-from aegispay.sim.faults import FailureConfig, FaultInjector
+from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
+from aegispay.sim.faults import FailureConfig, FaultInjector, ProjectionFaults
 
 GATEWAY_NAMES = ("primary", "fallback")
 
@@ -53,6 +56,74 @@ class Settings:
     faults: FailureConfig = field(default_factory=FailureConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    # How many restarts came before: each process draws its own seeded sequences.
+    generation: int = 0
+
+    def seed_for(self, part: str) -> str:
+        """The seed of one random part of this process (faults, jitter, ids)."""
+        return f"{self.seed}/{self.generation}/{part}"
+
+
+@dataclass
+class Storage:
+    """What outlives a process: the event store, the projection, the gateways' ledgers."""
+
+    events: EventStore
+    projections: ProjectionStore
+    ledgers: dict[str, Ledger]
+    closers: tuple[Callable[[], None], ...] = ()
+    # Durable storage is reopened by a restarted process; memory is handed over as it is.
+    reopen: Callable[[], Storage] | None = None
+
+    @classmethod
+    def in_memory(cls) -> Storage:
+        """Stores in this process's memory, standing for a disk that survives restarts."""
+        return cls(
+            InMemoryEventStore(),
+            InMemoryProjectionStore(),
+            {name: InMemoryLedger() for name in GATEWAY_NAMES},
+        )
+
+    @classmethod
+    def open(cls, store: str, gateway: str) -> Storage:
+        """Open the stores named by URL; memory:// ones live as long as this object."""
+        store_url = parse_store_url("store", store)
+        gateway_url = parse_store_url("gateway", gateway)
+        for name, url in (("store", store_url), ("gateway", gateway_url)):
+            if url.scheme == "sqlite":
+                _ensure_parent(name, url.path)
+        memory = cls.in_memory()
+        closers: list[Callable[[], None]] = []
+        events, projections = memory.events, memory.projections
+        if store_url.scheme == "sqlite":
+            sqlite_events = SQLiteEventStore(store_url.path)
+            sqlite_projections = SQLiteProjectionStore(store_url.path)
+            closers += [sqlite_events.close, sqlite_projections.close]
+            events, projections = sqlite_events, sqlite_projections
+        ledgers = memory.ledgers
+        if gateway_url.scheme == "sqlite":
+            sqlite_ledgers = {name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES}
+            closers += [ledger.close for ledger in sqlite_ledgers.values()]
+            ledgers = dict(sqlite_ledgers)
+        storage = cls(events, projections, ledgers, tuple(closers))
+        if closers:
+            storage.reopen = lambda: _reopened(storage, store, gateway)
+        return storage
+
+    def close(self) -> None:
+        """Close every connection to durable storage."""
+        for close in self.closers:
+            close()
+
+
+def _reopened(old: Storage, store: str, gateway: str) -> Storage:
+    fresh = Storage.open(store, gateway)
+    # A store that is memory:// is handed over: only the files are reopened.
+    if parse_store_url("store", store).scheme == "memory":
+        fresh.events, fresh.projections = old.events, old.projections
+    if parse_store_url("gateway", gateway).scheme == "memory":
+        fresh.ledgers = old.ledgers
+    return fresh
 
 
 class AegisPay:
@@ -61,56 +132,61 @@ class AegisPay:
     def __init__(
         self,
         *,
-        events: EventStore,
-        projections: ProjectionStore,
-        locks: LockManager,
-        ledgers: dict[str, Ledger],
+        storage: Storage,
         clock: Clock,
-        ids: IdGenerator,
         settings: Settings,
-        closers: tuple[Callable[[], None], ...] = (),
+        ids: IdGenerator | None = None,
     ) -> None:
         self.clock = clock
+        self.settings = settings
+        self.storage = storage
         self.metrics = MemoryMetrics()
         self.logger = MemoryLogger(clock)
-        self.locks = locks
-        self.event_store = events
-        self.projections = projections
-        self.settings = settings
+        self.crashpoints = CrashPoints()
+        self.projection_faults = ProjectionFaults(
+            settings.faults, self.metrics, settings.seed_for("projection")
+        )
+        self.crashpoints.listeners.append(self.projection_faults)
+        # The raw stores, for reading and auditing; the ports get them behind crash points.
+        self.event_store = storage.events
+        self.projections = storage.projections
+        self.locks: LockManager = InMemoryLockManager(clock)
         self.faults = {
-            name: FaultInjector(
-                settings.faults, clock, self.metrics, seed=f"{settings.seed}/faults/{name}"
-            )
-            for name in ledgers
+            name: FaultInjector(settings.faults, clock, self.metrics, settings.seed_for(name))
+            for name in storage.ledgers
         }
         self.gateways = {
             name: SimulatedGateway(name, ledger, clock, self.faults[name])
-            for name, ledger in ledgers.items()
+            for name, ledger in storage.ledgers.items()
         }
         self.routes = GatewayRoutes(
-            [
-                ResilientGateway(
-                    gateway,
-                    breaker=CircuitBreaker(name, clock, self.metrics, settings.breaker),
-                    policy=settings.retry,
-                    clock=clock,
-                    metrics=self.metrics,
-                    rng=random.Random(f"{settings.seed}/jitter/{name}"),
-                )
-                for name, gateway in self.gateways.items()
-            ]
+            [self._resilient(gateway) for gateway in self.gateways.values()]
         )
         self.ports = Ports(
-            events=events,
-            projections=projections,
+            events=cast(EventStore, self._crossing("events", storage.events)),
+            projections=cast(ProjectionStore, self._crossing("projection", storage.projections)),
             gateways=self.routes,
             clock=clock,
-            ids=ids,
+            ids=ids or SeededIdGenerator(settings.seed_for("ids")),
             logger=self.logger,
             metrics=self.metrics,
         )
-        self._service = PaymentService(self.ports, locks)
-        self._closers = closers
+        self._service = PaymentService(
+            self.ports, cast(LockManager, self._crossing("locks", self.locks))
+        )
+
+    def _crossing(self, port: str, adapter: object) -> Boundaries:
+        return Boundaries(port, adapter, self.crashpoints)
+
+    def _resilient(self, gateway: SimulatedGateway) -> ResilientGateway:
+        return ResilientGateway(
+            cast(PaymentGateway, self._crossing("gateway", gateway)),
+            breaker=CircuitBreaker(gateway.name, self.clock, self.metrics, self.settings.breaker),
+            policy=self.settings.retry,
+            clock=self.clock,
+            metrics=self.metrics,
+            rng=random.Random(self.settings.seed_for(f"jitter/{gateway.name}")),
+        )
 
     @property
     def gateway(self) -> SimulatedGateway:
@@ -133,6 +209,9 @@ class AegisPay:
         for name, injector in self.faults.items():
             if gateway in (None, name):
                 injector.configure(config)
+        if gateway is None:
+            self.projection_faults.configure(config)
+        self.settings = replace(self.settings, faults=config)
 
     @classmethod
     def in_memory(
@@ -144,16 +223,7 @@ class AegisPay:
     ) -> AegisPay:
         """An engine entirely in memory on a virtual clock; the seed makes runs reproducible."""
         settings = _settings(seed, faults, retry, breaker)
-        clock = VirtualClock()
-        return cls(
-            events=InMemoryEventStore(),
-            projections=InMemoryProjectionStore(),
-            locks=InMemoryLockManager(clock),
-            ledgers={name: InMemoryLedger() for name in GATEWAY_NAMES},
-            clock=clock,
-            ids=SeededIdGenerator(seed),
-            settings=settings,
-        )
+        return cls(storage=Storage.in_memory(), clock=VirtualClock(), settings=settings)
 
     @classmethod
     def open(
@@ -166,46 +236,48 @@ class AegisPay:
         retry: RetryPolicy | None = None,
         breaker: BreakerConfig | None = None,
         clock: Clock | None = None,
+        recover_on_start: bool = False,
     ) -> AegisPay:
-        """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://')."""
-        store_url = parse_store_url("store", store)
-        gateway_url = parse_store_url("gateway", gateway)
+        """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://').
+
+        Ids are random here, unique across processes and restarts; a seed still drives faults.
+        """
         settings = _settings(seed, faults, retry, breaker)
-        clock = clock or SystemClock()
-        closers: list[Callable[[], None]] = []
-        events: EventStore
-        projections: ProjectionStore
-        if store_url.scheme == "sqlite":
-            _ensure_parent("store", store_url.path)
-            sqlite_events = SQLiteEventStore(store_url.path)
-            sqlite_projections = SQLiteProjectionStore(store_url.path)
-            closers += [sqlite_events.close, sqlite_projections.close]
-            events, projections = sqlite_events, sqlite_projections
-        else:
-            events, projections = InMemoryEventStore(), InMemoryProjectionStore()
-        ledgers: dict[str, Ledger] = {}
-        for name in GATEWAY_NAMES:
-            if gateway_url.scheme == "sqlite":
-                _ensure_parent("gateway", gateway_url.path)
-                sqlite_ledger = SQLiteLedger(gateway_url.path, gateway=name)
-                closers.append(sqlite_ledger.close)
-                ledgers[name] = sqlite_ledger
-            else:
-                ledgers[name] = InMemoryLedger()
-        return cls(
-            events=events,
-            projections=projections,
-            locks=InMemoryLockManager(clock),
-            ledgers=ledgers,
-            clock=clock,
-            ids=RandomIdGenerator(),
+        engine = cls(
+            storage=Storage.open(store, gateway),
+            clock=clock or SystemClock(),
             settings=settings,
-            closers=tuple(closers),
+            ids=RandomIdGenerator(),
         )
+        if recover_on_start:
+            engine.recover()
+        return engine
+
+    def crash_at(self, boundary: str, side: Side = "before", nth: int = 1) -> None:
+        """Arm a one-shot ProcessCrash at the nth crossing of a boundary ('events.append' ...)."""
+        try:
+            self.crashpoints.crash_at(boundary, side, nth)
+        except ValueError as error:
+            field_name, _, rule = str(error).partition(": ")
+            raise InvalidRequest(field_name, rule) from None
+
+    def restart(self) -> AegisPay:
+        """A new process over the same durable state: this one's memory and locks are gone."""
+        storage = self.storage
+        if storage.reopen is not None:
+            storage.close()
+            storage = storage.reopen()
+        ids = None if isinstance(self.ports.ids, SeededIdGenerator) else RandomIdGenerator()
+        settings = replace(self.settings, generation=self.settings.generation + 1)
+        return AegisPay(storage=storage, clock=self.clock, settings=settings, ids=ids)
 
     def recover(self) -> RecoveryReport:
-        """Find payments left in flight, verify each with its gateway, and settle it."""
+        """Repair the projection, then verify and settle every payment left in flight."""
         return recover(self.ports, self._service)
+
+    def rebuild_projections(self) -> RecoveryReport:
+        """Rebuild every projection row from the events; halted streams are reported."""
+        return rebuild_projections(self.ports)
 
     def charges(self) -> list[ChargeRecord]:
         """Every charge record of every gateway."""
@@ -259,8 +331,7 @@ class AegisPay:
 
     def close(self) -> None:
         """Close the stores' connections."""
-        for close in self._closers:
-            close()
+        self.storage.close()
 
     def __enter__(self) -> AegisPay:
         return self

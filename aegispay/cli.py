@@ -8,12 +8,16 @@ import sys
 import time
 from collections.abc import Sequence
 
+from rich.progress import Progress, TimeElapsedColumn
+
 from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
 from aegispay.infra.clock import VirtualClock
+from aegispay.sim.chaos import run_chaos
+from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
-from aegispay.sim.workload import run_workload
+from aegispay.sim.workload import run_workload, settle
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +52,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
+
+    recover = commands.add_parser("recover", help="settle payments left in flight on durable state")
+    _add_store_options(recover)
+    recover.add_argument("--json", action="store_true", help="print JSON")
+    recover.set_defaults(handler=recover_command)
+
+    crashpoints = commands.add_parser(
+        "crashpoints", help="crash at every boundary of every scenario, recover, check"
+    )
+    crashpoints.add_argument("--seed", type=int, default=0)
+    crashpoints.add_argument("--json", action="store_true", help="print JSON")
+    crashpoints.set_defaults(handler=crashpoints_command)
+
+    chaos = commands.add_parser("chaos", help="a seeded soak of every fault, then the invariants")
+    chaos.add_argument("--payments", type=_positive_int, default=1000)
+    chaos.add_argument("--seed", type=int, default=0)
+    chaos.add_argument("--store", default=None, help="event store URL (default: in memory)")
+    chaos.add_argument("--gateway", default=None, help="gateway ledger URL (default: in memory)")
+    chaos.add_argument("--json", action="store_true", help="print JSON (and no progress bar)")
+    chaos.set_defaults(handler=chaos_command)
 
     audit = commands.add_parser("audit", help="check the invariants on durable state")
     _add_store_options(audit)
@@ -130,6 +154,56 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
+
+
+def recover_command(args: argparse.Namespace) -> int:
+    """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
+    with AegisPay.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as pay:
+        report, passes = settle(pay)
+    result = {**report.as_dict(), "passes": passes, "unresolved_ids": report.unresolved_ids}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(", ".join(f"{name} {value}" for name, value in report.as_dict().items()))
+    return 1 if report.unresolved or report.streams_halted else 0
+
+
+def crashpoints_command(args: argparse.Namespace) -> int:
+    """Enumerate every crash point of every scenario; exit 1 on any violation."""
+    report = enumerate_crashes(seed=args.seed)
+    result = report.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for scenario, crossings in report.scenarios.items():
+            boundaries = len(report.boundaries[scenario])
+            print(f"{scenario}: {crossings} crash points over {boundaries} boundaries")
+        print(f"{result['cases']} cases, {result['violations']} violations")
+        for name, violations in report.as_dict()["failures"].items():  # type: ignore[attr-defined]
+            print(f"  FAIL {name}: {violations}")
+    return 1 if result["violations"] else 0
+
+
+def chaos_command(args: argparse.Namespace) -> int:
+    """Run the chaos soak; a progress bar on a terminal; exit 1 on any violation."""
+    if args.json or not sys.stdout.isatty():
+        report = run_chaos(args.payments, args.seed, args.store, args.gateway)
+    else:
+        with Progress(*Progress.get_default_columns(), TimeElapsedColumn()) as progress:
+            task = progress.add_task("chaos", total=args.payments)
+            report = run_chaos(
+                args.payments, args.seed, args.store, args.gateway,
+                advance=lambda: progress.advance(task),
+            )  # fmt: skip
+    result = report.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{report.payments} payments, seed {report.seed}: {report.violations} violations")
+        print(f"faults: {dict(report.faults)}")
+        print(f"recovery: {dict(report.recovery)}")
+        print(f"digest: {report.digest}")
+    return 1 if report.violations else 0
 
 
 def audit_command(args: argparse.Namespace) -> int:

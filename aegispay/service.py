@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aegispay.domain.commands import CreatePayment
+from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.payment import Payment
 from aegispay.infra.locks import with_lock
 from aegispay.orchestration import workflows
@@ -34,7 +35,13 @@ class PaymentService:
     def process(self, payment_id: str) -> Payment:
         """Drive a payment to a terminal state under its lock."""
         with with_lock(self.locks, f"payment:{payment_id}", self._owner(), LOCK_TTL, LOCK_WAIT):
-            return workflows.process_payment(self.ports, payment_id).unsafe_run()
+            try:
+                return workflows.process_payment(self.ports, payment_id).unsafe_run()
+            except ConcurrencyError:
+                # Our lease ran out while we were paused and another process moved the payment
+                # on: the fence refused our stale write. Start again from what is stored now.
+                self.ports.metrics.increment("fence.stale_writes_refused")
+                return workflows.process_payment(self.ports, payment_id).unsafe_run()
 
     def _owner(self) -> str:
         return self.ports.ids.new_id("owner")

@@ -22,6 +22,7 @@ from aegispay.infra.gateway.simulated import PlannedFault, SimulatedGateway
 from aegispay.infra.telemetry import MemoryMetrics
 from aegispay.sim.faults import (
     FAULT_KINDS,
+    GATEWAY_FAULT_KINDS,
     FailureConfig,
     FaultInjector,
     ProcessCrash,
@@ -223,11 +224,11 @@ def test_configuring_an_empty_config_heals_the_gateway() -> None:
 
 
 def test_metrics_count_each_injected_fault_by_kind() -> None:
-    rig = Rig(*FAULT_KINDS)
-    for number, _ in enumerate(FAULT_KINDS):
+    rig = Rig(*GATEWAY_FAULT_KINDS)
+    for number, _ in enumerate(GATEWAY_FAULT_KINDS):
         with contextlib.suppress(GatewayError, ProcessCrash):
             rig.gateway.charge(request(f"pay_{number}"))
-    assert rig.metrics.snapshot() == {f"faults.{kind}": 1 for kind in FAULT_KINDS}
+    assert rig.metrics.snapshot() == {f"faults.{kind}": 1 for kind in GATEWAY_FAULT_KINDS}
 
 
 def test_the_gateway_counts_every_call_made_to_it_faulted_or_not() -> None:

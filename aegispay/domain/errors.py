@@ -81,3 +81,7 @@ class LockNotHeld(AegisPayError):
 
 class LockTimeout(AegisPayError):
     """A lock could not be acquired before the wait timed out."""
+
+
+class ProjectionWriteFailed(AegisPayError):
+    """Writing a projection row failed; the events hold the truth and repair will catch up."""

@@ -18,7 +18,7 @@ class RandomIdGenerator:
 class SeededIdGenerator:
     """A repeatable id sequence from a seed; for in-memory simulations only."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int | str) -> None:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 

@@ -25,6 +25,10 @@ class LogLine:
         return f"{self.at:%H:%M:%S} {self.level:<7} {self.message} {shown}".rstrip()
 
 
+# A library configures no output of its own: applications decide where `aegispay` logs go.
+logging.getLogger("aegispay").addHandler(logging.NullHandler())
+
+
 class MemoryLogger:
     """Keeps every line in memory (bounded), and forwards to stdlib logging."""
 

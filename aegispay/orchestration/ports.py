@@ -43,12 +43,20 @@ class EventStore(Protocol):
         """Return the id of every stream, in order of creation."""
         ...
 
+    def last_position(self) -> int:
+        """Return the global position of the newest event (0 when empty)."""
+        ...
+
+    def streams_since(self, after_position: int) -> dict[str, int]:
+        """Return each stream written after a position with its newest version (no parsing)."""
+        ...
+
 
 class ProjectionStore(Protocol):
     """Current payment rows, derived from events, for queries and for finding in-flight work."""
 
     def save(self, payment: Payment) -> None:
-        """Insert or replace a payment's row."""
+        """Insert or replace a row, unless the stored row is of a newer version."""
         ...
 
     def get(self, payment_id: str) -> Payment | None:
@@ -65,6 +73,14 @@ class ProjectionStore(Protocol):
 
     def delete(self, payment_id: str) -> None:
         """Remove a row (used by repair when a row has no events behind it)."""
+        ...
+
+    def checkpoint(self) -> int:
+        """Return the event position up to which recovery has checked every row."""
+        ...
+
+    def set_checkpoint(self, position: int) -> None:
+        """Record that every row is checked up to an event position."""
         ...
 
 

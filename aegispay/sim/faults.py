@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aegispay.domain.commands import validated
-from aegispay.domain.errors import InvalidRequest
+from aegispay.domain.errors import InvalidRequest, ProjectionWriteFailed
 from aegispay.domain.failures import (
     GatewayNetworkError,
     GatewayResponseLost,
@@ -19,14 +19,17 @@ from aegispay.domain.failures import (
 )
 from aegispay.infra.gateway.simulated import PlannedFault
 from aegispay.orchestration.ports import Clock, Metrics
-
-
-class ProcessCrash(BaseException):
-    """The process died here. A BaseException, so no `except Exception` can swallow it."""
-
+from aegispay.sim.crashpoints import Crossing, ProcessCrash
 
 FaultKind = Literal[
-    "timeout_before", "timeout_after", "network", "partial", "decline", "slow", "crash"
+    "timeout_before",
+    "timeout_after",
+    "network",
+    "partial",
+    "decline",
+    "slow",
+    "crash",
+    "projection",
 ]
 FAULT_KINDS: tuple[str, ...] = (
     "timeout_before",
@@ -36,7 +39,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "decline",
     "slow",
     "crash",
+    "projection",
 )
+# Every kind but `projection` strikes gateway calls; `projection` strikes projection writes.
+GATEWAY_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]
 # Kinds that replace a call's normal outcome; drawn from one uniform number, in this order.
 EXCLUSIVE_KINDS = ("timeout_before", "network", "timeout_after", "partial", "decline", "crash")
 # Kinds that can strike a status lookup (a read has nothing to decline and we crash on charges).
@@ -74,6 +80,7 @@ class FailureConfig(BaseModel):
     decline_rate: float = Field(default=0.0, ge=0, le=1)
     slow_rate: float = Field(default=0.0, ge=0, le=1)
     crash_rate: float = Field(default=0.0, ge=0, le=1)
+    projection_rate: float = Field(default=0.0, ge=0, le=1, description="projection writes")
     timeout_delay_ms: int = Field(default=5_000, ge=0, description="how long a timeout takes")
     slow_delay_ms: int = Field(default=1_500, ge=0, description="latency of a slow response")
     schedule: tuple[ScheduledFault, ...] = ()
@@ -199,3 +206,24 @@ class FaultInjector:
 
     def _strike(self, kind: str) -> None:
         self._metrics.increment(f"faults.{kind}")
+
+
+class ProjectionFaults:
+    """Fails projection writes at a seeded rate: the database of the seed, failing after events."""
+
+    def __init__(self, config: FailureConfig, metrics: Metrics, seed: int | str) -> None:
+        self._metrics = metrics
+        self._rng = random.Random(seed)
+        self.config = config
+
+    def configure(self, config: FailureConfig) -> None:
+        """Replace the rate; the random sequence carries on."""
+        self.config = config
+
+    def __call__(self, crossing: Crossing) -> None:
+        """On the way into a projection write, fail it at the configured rate."""
+        if (crossing.boundary, crossing.side) != ("projection.save", "before"):
+            return
+        if self._rng.random() < self.config.projection_rate:
+            self._metrics.increment("faults.projection")
+            raise ProjectionWriteFailed("projection write failed (injected)")

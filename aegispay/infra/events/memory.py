@@ -54,6 +54,17 @@ class InMemoryEventStore:
             tail = self._log[after_position:]
         yield from tail
 
+    def last_position(self) -> int:
+        """Return the global position of the newest event (0 when empty)."""
+        with self._lock:
+            return len(self._log)
+
+    def streams_since(self, after_position: int) -> dict[str, int]:
+        """Return each stream written after a position with its newest version."""
+        with self._lock:
+            tail = self._log[after_position:]
+        return {recorded.stream_id: recorded.version for recorded in tail}
+
     def stream_ids(self) -> list[str]:
         """Return stream ids in order of creation."""
         with self._lock:

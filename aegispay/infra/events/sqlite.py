@@ -110,6 +110,19 @@ class SQLiteEventStore:
                 return
             after_position = rows[-1][0]
 
+    def last_position(self) -> int:
+        """Return the global position of the newest event (0 when empty)."""
+        row = self._connections.get().execute("SELECT COALESCE(MAX(position), 0) FROM events")
+        return int(row.fetchone()[0])
+
+    def streams_since(self, after_position: int) -> dict[str, int]:
+        """Return each stream written after a position with its newest version; parses nothing."""
+        rows = self._connections.get().execute(
+            "SELECT stream_id, MAX(version) FROM events WHERE position > ? GROUP BY stream_id",
+            (after_position,),
+        )
+        return {stream_id: int(version) for stream_id, version in rows}
+
     def stream_ids(self) -> list[str]:
         """Return stream ids in order of creation."""
         rows = self._connections.get().execute("SELECT stream_id FROM streams ORDER BY seq")

@@ -18,12 +18,15 @@ class InMemoryProjectionStore:
         self._by_state: dict[PaymentState, dict[str, None]] = {s: {} for s in PaymentState}
         self._created: dict[str, int] = {}
         self._next_seq = 0
+        self._checkpoint = 0
         self._lock = threading.Lock()
 
     def save(self, payment: Payment) -> None:
-        """Insert or replace a row and move it in the state index."""
+        """Insert or replace an older row and move it in the state index."""
         with self._lock:
             old = self._rows.get(payment.id)
+            if old is not None and old.version > payment.version:
+                return
             if payment.id not in self._created:
                 self._created[payment.id] = self._next_seq
                 self._next_seq += 1
@@ -56,3 +59,11 @@ class InMemoryProjectionStore:
             self._created.pop(payment_id, None)
             if old is not None:
                 self._by_state[old.state].pop(payment_id, None)
+
+    def checkpoint(self) -> int:
+        """Return the event position recovery has checked every row up to (0 at first)."""
+        return self._checkpoint
+
+    def set_checkpoint(self, position: int) -> None:
+        """Record the position recovery has checked every row up to."""
+        self._checkpoint = position

@@ -19,6 +19,10 @@ SCHEMA = (
     )""",
     # (state, seq): finding in-flight payments costs O(in-flight) and comes out in creation order.
     "CREATE INDEX IF NOT EXISTS payments_by_state ON payments (state, seq)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    )""",
 )
 
 # A new id takes the next creation number; an existing id keeps its own (seq is not updated).
@@ -27,6 +31,7 @@ UPSERT = """
     VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM payments), ?, ?, ?)
     ON CONFLICT (id) DO UPDATE
     SET state = excluded.state, version = excluded.version, data = excluded.data
+    WHERE excluded.version >= payments.version
 """
 
 
@@ -40,7 +45,7 @@ class SQLiteProjectionStore:
                 conn.execute(statement)
 
     def save(self, payment: Payment) -> None:
-        """Insert a row, or replace its contents while keeping its place in creation order."""
+        """Insert a row, or replace an older one, keeping its place in creation order."""
         self._connections.get().execute(
             UPSERT,
             (payment.id, payment.state.value, payment.version, payment.model_dump_json()),
@@ -83,6 +88,23 @@ class SQLiteProjectionStore:
     def delete(self, payment_id: str) -> None:
         """Remove a row if present."""
         self._connections.get().execute("DELETE FROM payments WHERE id = ?", (payment_id,))
+
+    def checkpoint(self) -> int:
+        """Return the event position recovery has checked every row up to (0 at first)."""
+        row = (
+            self._connections.get()
+            .execute("SELECT position FROM checkpoints WHERE name = 'recovery'")
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def set_checkpoint(self, position: int) -> None:
+        """Record the position recovery has checked every row up to."""
+        self._connections.get().execute(
+            "INSERT INTO checkpoints (name, position) VALUES ('recovery', ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (position,),
+        )
 
     def close(self) -> None:
         """Close every thread's connection to the file."""

@@ -1,0 +1,193 @@
+"""The chaos soak: every fault at once, crashes anywhere, then heal, recover, and check.
+
+A seeded run of N payments, each a client's create and process, mixed with every gateway
+fault, failing projection writes, crashes at random boundaries (the process restarts),
+duplicate requests (some racing from a second process), and lock holders paused past their
+lease while another process takes over. Then the faults heal, recovery runs to quiescence,
+clients retry what they never heard back about, and every invariant is checked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from aegispay.app import AegisPay
+from aegispay.domain.commands import payment_id_for
+from aegispay.domain.errors import AegisPayError
+from aegispay.infra.clock import VirtualClock
+from aegispay.service import LOCK_TTL
+from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
+from aegispay.sim.faults import FailureConfig
+from aegispay.sim.invariants import INVARIANTS, check_invariants, event_log_digest
+from aegispay.sim.workload import ARRIVAL_INTERVAL, seeded_request, settle
+
+CHAOS_FAULTS = FailureConfig(
+    timeout_before_rate=0.03, timeout_after_rate=0.03, network_rate=0.03, partial_rate=0.05,
+    decline_rate=0.02, slow_rate=0.02, crash_rate=0.003, projection_rate=0.02,
+)  # fmt: skip
+CRASH_POINT_RATE = 0.02
+DUPLICATE_RATE = 0.05
+RACING_DUPLICATE_RATE = 0.02
+PAUSED_HOLDER_RATE = 0.02
+RECOVER_EVERY = 500
+
+
+@dataclass
+class ChaosReport:
+    """What the soak did and what it found."""
+
+    payments: int
+    seed: int
+    faults: Counter[str] = field(default_factory=Counter)
+    recovery: Counter[str] = field(default_factory=Counter)
+    invariants: dict[str, int] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+    digest: str = ""
+
+    @property
+    def violations(self) -> int:
+        """Violations of every invariant, in total."""
+        return sum(self.invariants.values())
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON the `chaos` command prints."""
+        return {
+            "payments": self.payments,
+            "seed": self.seed,
+            "faults": dict(sorted(self.faults.items())),
+            "recovery": dict(sorted(self.recovery.items())),
+            "invariants": self.invariants,
+            "violations": self.violations,
+            "digest": self.digest,
+            "details": self.details[:20],
+        }
+
+
+class ChaosRun:
+    """One soak: the current engine (replaced at each crash) and the running tallies."""
+
+    def __init__(self, pay: AegisPay, payments: int, seed: int) -> None:
+        self.pay = pay
+        self.rng = random.Random(f"chaos/{seed}")
+        self.report = ChaosReport(payments, seed)
+
+    def run(self, advance: Callable[[], None] = lambda: None) -> ChaosReport:
+        """Soak, heal, recover, retry, recover, check."""
+        for index in range(self.report.payments):
+            self._survive(lambda index=index: self._client(index, chaotic=True))  # type: ignore[misc]
+            if (index + 1) % RECOVER_EVERY == 0:
+                self._survive(self._recover)
+            self.pay.clock.sleep(ARRIVAL_INTERVAL)
+            advance()
+        self.pay.set_faults(FailureConfig())
+        self._recover()
+        for index in range(self.report.payments):
+            self._client(index, chaotic=False)  # clients retry what they never heard back about
+        self._recover()
+        self._check()
+        return self.report
+
+    def _client(self, index: int, chaotic: bool) -> None:
+        """One customer: create (maybe twice, maybe racing), then process."""
+        request = seeded_request(self.report.seed, index)
+        if chaotic:
+            self._maybe_arm_crash()
+        if chaotic and self.rng.random() < RACING_DUPLICATE_RATE:
+            self.report.faults["racing_duplicate"] += 1
+            sibling = self._sibling()
+
+            def race() -> None:
+                sibling.create_payment(**request)
+
+            self.pay.crashpoints.arm("events.append", "before", 1, race)
+        payment = self.pay.create_payment(**request)
+        if chaotic and self.rng.random() < DUPLICATE_RATE:
+            self.report.faults["duplicate_request"] += 1
+            self.pay.create_payment(**request)
+        if chaotic and self.rng.random() < PAUSED_HOLDER_RATE:
+            self._pause_holder(payment.id)
+        try:
+            self.pay.process_payment(payment_id_for(request["idempotency_key"]))
+        except AegisPayError as error:
+            self.pay.logger.log("info", "client saw an error", error=error)
+
+    def _pause_holder(self, payment_id: str) -> None:
+        """This process stalls past its lease mid-payment; another one takes the payment over."""
+        self.report.faults["paused_holder"] += 1
+        sibling = self._sibling()
+
+        def stall() -> None:
+            self.pay.clock.sleep(LOCK_TTL + 1)
+            sibling.process_payment(payment_id)
+
+        self.pay.crashpoints.arm("events.append", "before", 1, stall)
+
+    def _maybe_arm_crash(self) -> None:
+        if self.rng.random() < CRASH_POINT_RATE:
+            boundary = self.rng.choice(BOUNDARIES)
+            side = self.rng.choice(SIDES)
+            self.pay.crash_at(boundary, side, nth=self.rng.randint(1, 3))
+
+    def _survive(self, step: Callable[[], None]) -> None:
+        """Run a step; if the process dies, restart it and carry on."""
+        try:
+            step()
+        except ProcessCrash:
+            self.report.faults["restart"] += 1
+            self._tally_faults()
+            self.pay = self.pay.restart()
+        self.pay.crashpoints.disarm()
+
+    def _recover(self) -> None:
+        report, _ = settle(self.pay)
+        self.report.recovery.update(report.as_dict())
+
+    def _sibling(self) -> AegisPay:
+        """A second process over the same storage, with its own memory and locks."""
+        settings = replace(self.pay.settings, generation=self.pay.settings.generation + 10_000)
+        return AegisPay(storage=self.pay.storage, clock=self.pay.clock, settings=settings)
+
+    def _tally_faults(self) -> None:
+        for name, count in self.pay.metrics.snapshot().items():
+            if name.startswith("faults."):
+                self.report.faults[name.removeprefix("faults.")] += count
+
+    def _check(self) -> None:
+        self._tally_faults()
+        # Every restart followed a crash: at a gateway (`crash`) or at an armed boundary.
+        self.report.faults["crash_point"] = (
+            self.report.faults["restart"] - self.report.faults["crash"]
+        )
+        pay = self.pay
+        found = check_invariants(pay.event_store, pay.projections, pay.charges())
+        self.report.invariants = {name: found.counts[name] for name in INVARIANTS}
+        self.report.details = found.details
+        self.report.digest = event_log_digest(pay.event_store)
+
+
+def run_chaos(
+    payments: int,
+    seed: int,
+    store: str | None = None,
+    gateway: str | None = None,
+    advance: Callable[[], None] = lambda: None,
+) -> ChaosReport:
+    """Run a seeded soak in memory, or over the stores named by URL, on simulated time."""
+    if store is None and gateway is None:
+        pay = AegisPay.in_memory(seed=seed, faults=CHAOS_FAULTS)
+    else:
+        pay = AegisPay.open(
+            store=store or "memory://",
+            gateway=gateway or "memory://",
+            seed=seed,
+            faults=CHAOS_FAULTS,
+            clock=VirtualClock(),
+        )
+    run = ChaosRun(pay, payments, seed)
+    try:
+        return run.run(advance)
+    finally:
+        run.pay.close()

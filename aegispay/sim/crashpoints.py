@@ -1,0 +1,145 @@
+"""Crash points: every adapter call is a named boundary where the process can be made to die.
+
+A boundary is `<port>.<operation>` (`events.append`, `gateway.charge` ...), with a side:
+`before` the call (it never happened) or `after` it (it happened, and we never learnt so).
+`arm` attaches a one-shot action to the nth crossing of a boundary; `crash` is the action
+that raises ProcessCrash. The trace of crossings is what the crash enumeration walks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+class ProcessCrash(BaseException):
+    """The process died here. A BaseException, so no `except Exception` can swallow it."""
+
+
+Side = Literal["before", "after"]
+SIDES: tuple[Side, ...] = ("before", "after")
+
+# The operations of each port that cross a boundary.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "events": ("read", "append", "stream_ids", "last_position", "streams_since"),
+    "projection": (
+        "save", "get", "list", "ids_in_states", "delete", "checkpoint", "set_checkpoint",
+    ),
+    "locks": ("acquire", "release", "extend"),
+    "gateway": ("charge", "status"),
+}  # fmt: skip
+BOUNDARIES: tuple[str, ...] = tuple(
+    f"{port}.{op}" for port, ops in OPERATIONS.items() for op in ops
+)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One crossing of a boundary: which, on which side, and the how-manieth it was."""
+
+    boundary: str
+    side: Side
+    nth: int
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.boundary} #{self.nth}"
+
+
+class CrashPoints:
+    """Counts boundary crossings, keeps their trace, fires armed one-shot actions and listeners."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._armed: dict[tuple[str, str, int], list[Callable[[], None]]] = {}
+        self._mutex = threading.Lock()
+        self.trace: list[Crossing] = []
+        self.recording = True
+        self.listeners: list[Callable[[Crossing], None]] = []
+
+    def arm(self, boundary: str, side: Side, nth: int, action: Callable[[], None]) -> None:
+        """Run `action` once, at the nth crossing of `boundary` on `side` (counted from now)."""
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary: must be one of {', '.join(BOUNDARIES)} (got {boundary!r})")
+        if side not in SIDES:
+            raise ValueError(f"side: must be 'before' or 'after' (got {side!r})")
+        if nth < 1:
+            raise ValueError(f"nth: must be at least 1 (got {nth})")
+        with self._mutex:
+            key = (boundary, side, self._counts[(boundary, side)] + nth)
+            self._armed.setdefault(key, []).append(action)
+
+    def crash_at(self, boundary: str, side: Side = "before", nth: int = 1) -> None:
+        """Make the process die at the nth crossing of a boundary."""
+
+        def die() -> None:
+            raise ProcessCrash(f"crashed {side} {boundary} #{nth}")
+
+        self.arm(boundary, side, nth, die)
+
+    def disarm(self) -> None:
+        """Forget every armed action."""
+        with self._mutex:
+            self._armed.clear()
+
+    def reset(self) -> None:
+        """Start counting and tracing afresh, with nothing armed."""
+        with self._mutex:
+            self._armed.clear()
+            self._counts.clear()
+            self.trace.clear()
+
+    @property
+    def armed(self) -> int:
+        """How many actions are still waiting for their crossing."""
+        return sum(len(actions) for actions in self._armed.values())
+
+    def cross(self, boundary: str, side: Side) -> None:
+        """Count a crossing, record it, and fire the action armed for it, if any."""
+        with self._mutex:
+            self._counts[(boundary, side)] += 1
+            nth = self._counts[(boundary, side)]
+            if self.recording:
+                self.trace.append(Crossing(boundary, side, nth))
+            actions = self._armed.pop((boundary, side, nth), [])
+        for listener in self.listeners:
+            listener(Crossing(boundary, side, nth))
+        for action in actions:
+            action()
+
+    def around(self, boundary: str, call: Callable[[], T]) -> T:
+        """Cross `before`, make the call, cross `after`."""
+        self.cross(boundary, "before")
+        result = call()
+        self.cross(boundary, "after")
+        return result
+
+
+class Boundaries:
+    """Wraps an adapter so each of its port's operations crosses a named boundary."""
+
+    def __init__(self, port: str, inner: object, points: CrashPoints) -> None:
+        self._port = port
+        self._inner = inner
+        self._points = points
+        self._operations = OPERATIONS[port]
+
+    @property
+    def inner(self) -> object:
+        """The adapter behind the boundaries."""
+        return self._inner
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name not in self._operations:
+            return attribute
+        boundary = f"{self._port}.{name}"
+
+        def crossing(*args: Any, **kwargs: Any) -> Any:
+            return self._points.around(boundary, lambda: attribute(*args, **kwargs))
+
+        return crossing
