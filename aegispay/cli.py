@@ -12,6 +12,7 @@ from rich.progress import Progress, TimeElapsedColumn
 
 from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
+from aegispay.domain.payment import Payment
 from aegispay.infra.clock import VirtualClock
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.enumeration import enumerate_crashes
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KIND=RATE",
         help=f"inject a gateway fault (repeatable); kinds: {', '.join(FAULT_KINDS)}",
+    )
+    run.add_argument(
+        "--progress", action="store_true", help="print a line per payment as it settles"
     )
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
@@ -139,7 +143,9 @@ def run_command(args: argparse.Namespace) -> int:
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
     ) as pay:
         started = time.perf_counter()
-        result = run_workload(pay, args.payments, args.seed)
+        result = run_workload(
+            pay, args.payments, args.seed, on_payment=_print_progress if args.progress else None
+        )
         counters = pay.metrics.snapshot()
     summary = {
         **result.as_dict(),
@@ -154,6 +160,10 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
+
+
+def _print_progress(index: int, payment: Payment) -> None:
+    print(f"payment {index} {payment.id} {payment.state}", flush=True)
 
 
 def recover_command(args: argparse.Namespace) -> int:
@@ -179,8 +189,8 @@ def crashpoints_command(args: argparse.Namespace) -> int:
             boundaries = len(report.boundaries[scenario])
             print(f"{scenario}: {crossings} crash points over {boundaries} boundaries")
         print(f"{result['cases']} cases, {result['violations']} violations")
-        for name, violations in report.as_dict()["failures"].items():  # type: ignore[attr-defined]
-            print(f"  FAIL {name}: {violations}")
+        for case in report.failures:
+            print(f"  FAIL {case.name}: {case.violations}")
     return 1 if result["violations"] else 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aegispay.app import AegisPay
 from aegispay.domain.commands import payment_id_for
+from aegispay.domain.payment import Payment
 from aegispay.infra.clock import VirtualClock
 from aegispay.recovery.coordinator import RecoveryReport
 
@@ -51,13 +53,20 @@ class WorkloadResult:
         }
 
 
-def run_workload(pay: AegisPay, payments: int, seed: int) -> WorkloadResult:
+def run_workload(
+    pay: AegisPay,
+    payments: int,
+    seed: int,
+    on_payment: Callable[[int, Payment], None] | None = None,
+) -> WorkloadResult:
     """Create and process the seeded payments in order, then settle what was left in flight."""
     result = WorkloadResult(payments)
     created_before = pay.metrics.get("payments.created")
     for index in range(payments):
         payment = pay.create_payment(**seeded_request(seed, index))
-        pay.process_payment(payment.id)
+        settled = pay.process_payment(payment.id)
+        if on_payment is not None:
+            on_payment(index, settled)
         if isinstance(pay.clock, VirtualClock):
             pay.clock.advance(ARRIVAL_INTERVAL)
     result.created = pay.metrics.get("payments.created") - created_before
