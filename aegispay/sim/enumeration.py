@@ -170,19 +170,24 @@ def run_case(
 
 
 def _recover_and_check(pay: AegisPay, scenario: Scenario, acknowledged: Acknowledged) -> list[str]:
-    """Heal, recover, let the client retry, recover again; then every invariant must hold."""
+    """Heal and recover: every invariant must hold. Then the client retries: again."""
     pay.set_faults(FailureConfig())
-    settle(pay)
+    violations = _settled_violations(pay, "after recovery")
     scenario.act(pay, [])
-    report, _ = settle(pay)
-    violations = check_invariants(pay.event_store, pay.projections, pay.charges()).details
-    violations += [f"unresolved after recovery: {pid}" for pid in report.unresolved_ids]
+    violations += _settled_violations(pay, "after the client's retry")
     for payment_id in acknowledged:
         try:
             pay.get_payment(payment_id)
         except PaymentNotFound:
             violations.append(f"nothing_lost: acknowledged payment {payment_id} is gone")
     return violations
+
+
+def _settled_violations(pay: AegisPay, when: str) -> list[str]:
+    report, _ = settle(pay)
+    found = check_invariants(pay.event_store, pay.projections, pay.charges()).details
+    found += [f"unresolved: {payment_id}" for payment_id in report.unresolved_ids]
+    return [f"{when}: {violation}" for violation in found]
 
 
 def replays_identically(scenario: Scenario, seed: int = 0) -> bool:

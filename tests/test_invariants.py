@@ -1,0 +1,80 @@
+"""The invariant checker notices each kind of broken state it is meant to catch."""
+
+from __future__ import annotations
+
+import pytest
+
+from aegispay import AegisPay, PaymentState, ProcessCrash
+from aegispay.domain.charges import ChargeRecord
+from aegispay.sim.invariants import INVARIANTS, check_invariants, event_log_digest
+
+
+def settled_engine() -> AegisPay:
+    pay = AegisPay.in_memory(seed=1)
+    for n in range(3):
+        payment = pay.create_payment(
+            idempotency_key=f"k{n}", amount="3.00", currency="USD", customer_id="c",
+            payment_method="tok_visa",
+        )  # fmt: skip
+        pay.process_payment(payment.id)
+    return pay
+
+
+def counts(pay: AegisPay, charges: list[ChargeRecord]) -> dict[str, int]:
+    report = check_invariants(pay.event_store, pay.projections, charges)
+    return {name: report.counts[name] for name in INVARIANTS if report.counts[name]}
+
+
+def test_a_clean_engine_has_no_violations() -> None:
+    pay = settled_engine()
+    assert counts(pay, pay.charges()) == {}
+
+
+def test_a_second_charge_for_one_payment_is_a_double_charge() -> None:
+    pay = settled_engine()
+    first = pay.charges()[0]
+    twice = first.model_copy(update={"idempotency_key": "other", "transaction_id": "txn_other"})
+    assert counts(pay, [*pay.charges(), twice]) == {"at_most_one_charge": 1}
+
+
+def test_a_success_the_gateway_never_charged_is_a_mismatch() -> None:
+    pay = settled_engine()
+    assert counts(pay, pay.charges()[1:]) == {"settled_matches_gateway": 1}
+
+
+def test_a_charge_for_a_payment_we_never_recorded_is_an_orphan() -> None:
+    pay = settled_engine()
+    orphan = pay.charges()[0].model_copy(update={"merchant_reference": "pay_ghost"})
+    assert counts(pay, [*pay.charges(), orphan]) == {"settled_matches_gateway": 1}
+
+
+def test_a_payment_left_in_flight_is_a_violation() -> None:
+    pay = AegisPay.in_memory()
+    payment = pay.create_payment(
+        idempotency_key="k", amount="3.00", currency="USD", customer_id="c", payment_method="tok_x"
+    )
+    pay.crash_at("gateway.charge", "before")
+    try:
+        pay.process_payment(payment.id)
+    except BaseException:
+        pass
+    assert pay.get_payment(payment.id).state is PaymentState.PROCESSING
+    assert counts(pay, pay.charges()) == {"settled_matches_gateway": 1}
+
+
+def test_a_projection_row_without_events_and_a_drifted_row_are_both_caught() -> None:
+    pay = settled_engine()
+    row = pay.list_payments()[0]
+    pay.projections.save(row.model_copy(update={"id": "pay_ghost"}))
+    pay.projections.delete(pay.list_payments()[1].id)
+    assert counts(pay, pay.charges()) == {"nothing_lost": 1, "projection_matches_events": 1}
+
+
+def test_the_digest_changes_with_any_event() -> None:
+    pay = settled_engine()
+    before = event_log_digest(pay.event_store)
+    pay.create_payment(
+        idempotency_key="new", amount="3.00", currency="USD", customer_id="c",
+        payment_method="tok_visa",
+    )  # fmt: skip
+    assert event_log_digest(pay.event_store) != before
