@@ -54,10 +54,8 @@ def test_a_payment_left_in_flight_is_a_violation() -> None:
         idempotency_key="k", amount="3.00", currency="USD", customer_id="c", payment_method="tok_x"
     )
     pay.crash_at("gateway.charge", "before")
-    try:
+    with pytest.raises(ProcessCrash):
         pay.process_payment(payment.id)
-    except BaseException:
-        pass
     assert pay.get_payment(payment.id).state is PaymentState.PROCESSING
     assert counts(pay, pay.charges()) == {"settled_matches_gateway": 1}
 
