@@ -18,7 +18,7 @@ from aegispay.sim.chaos import run_chaos
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
-from aegispay.sim.workload import run_workload, settle
+from aegispay.sim.workload import resume_clock, run_workload, settle
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +142,7 @@ def run_command(args: argparse.Namespace) -> int:
     with AegisPay.open(
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
     ) as pay:
+        resume_clock(pay)
         started = time.perf_counter()
         result = run_workload(
             pay, args.payments, args.seed, on_payment=_print_progress if args.progress else None
@@ -169,6 +170,7 @@ def _print_progress(index: int, payment: Payment) -> None:
 def recover_command(args: argparse.Namespace) -> int:
     """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
     with AegisPay.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as pay:
+        resume_clock(pay)
         report, passes = settle(pay)
     result = {**report.as_dict(), "passes": passes, "unresolved_ids": report.unresolved_ids}
     if args.json:

@@ -139,3 +139,16 @@ def test_a_bad_fault_option_is_refused_with_the_valid_kinds(
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "store.db").exists()
+
+
+def test_a_resumed_run_never_writes_events_dated_before_the_ones_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    u = urls(tmp_path)
+    args = ["--store", u["store"], "--gateway", u["gateway"]]
+    assert main(["run", *args, "--payments", "5", "--seed", "1"]) == 0
+    assert main(["run", *args, "--payments", "10", "--seed", "1"]) == 0
+    capsys.readouterr()
+    with AegisPay.open(**u) as pay:
+        times = [recorded.event.occurred_at for recorded in pay.event_store.read_all()]
+    assert times == sorted(times)

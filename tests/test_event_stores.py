@@ -266,3 +266,18 @@ class TestSQLiteConnections:
             assert not conn.in_transaction
         finally:
             conn.close()
+
+
+def test_streams_since_searches_the_position_range_instead_of_scanning_history(
+    tmp_path: Path,
+) -> None:
+    """Recovery's repair step must cost the events since the checkpoint, not all events."""
+    store = SQLiteEventStore(str(tmp_path / "events.db"))
+    store.append("pay_1", opening("pay_1"), 0)
+    conn = sqlite3.connect(tmp_path / "events.db")
+    plan = " ".join(
+        row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sqlite_events.STREAMS_SINCE}", (0,))
+    )
+    assert "SEARCH events USING INTEGER PRIMARY KEY" in plan
+    assert store.streams_since(0) == {"pay_1": 3}
+    assert store.streams_since(3) == {}

@@ -61,16 +61,16 @@ class Answers:
 
 def kill_after(command: list[str], cwd: Path, target: int, answers: Answers) -> int:
     """Start a run, SIGKILL it right after it reports payment `target`; return its exit status."""
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True, bufsize=1)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if (parsed := progress(line)) is None:
-            continue
-        answers.record(*parsed)
-        if parsed[0] >= target:
-            proc.kill()
-            break
-    rest, _ = proc.communicate(timeout=TIMEOUT)
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if (parsed := progress(line)) is None:
+                continue
+            answers.record(*parsed)
+            if parsed[0] >= target:
+                proc.kill()
+                break
+        rest, _ = proc.communicate(timeout=TIMEOUT)
     if proc.returncode != -signal.SIGKILL:
         # The run finished before the signal landed: not a kill, but it must have ended cleanly.
         assert proc.returncode == 0, f"run exited {proc.returncode} before it was killed"

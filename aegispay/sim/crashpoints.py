@@ -58,7 +58,8 @@ class CrashPoints:
         self._armed: dict[tuple[str, str, int], list[Callable[[], None]]] = {}
         self._mutex = threading.Lock()
         self.trace: list[Crossing] = []
-        self.recording = True
+        # Off by default: a long-running engine must not keep every crossing it ever made.
+        self.recording = False
         self.listeners: list[Callable[[Crossing], None]] = []
 
     def arm(self, boundary: str, side: Side, nth: int, action: Callable[[], None]) -> None:

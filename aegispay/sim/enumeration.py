@@ -154,6 +154,7 @@ def run_case(
     """Run one case; return its result and the crossings the client's actions made."""
     pay = scenario.setup(AegisPay.in_memory(seed=seed, faults=scenario.faults))
     pay.crashpoints.reset()  # crossings are numbered from the client's first action
+    pay.crashpoints.recording = True
     if crossing is not None:
         pay.crash_at(crossing.boundary, crossing.side, crossing.nth)
     acknowledged: Acknowledged = []

@@ -78,6 +78,15 @@ def run_workload(
     return result
 
 
+def resume_clock(pay: AegisPay) -> None:
+    """Move a virtual clock up to the newest stored event, so a resumed run never goes back."""
+    last = pay.event_store.last_position()
+    newest = next(iter(pay.event_store.read_all(last - 1)), None) if last else None
+    if newest is not None and isinstance(pay.clock, VirtualClock):
+        behind = (newest.event.occurred_at - pay.clock.now()).total_seconds()
+        pay.clock.advance(max(behind, 0.0))
+
+
 def settle(pay: AegisPay, max_passes: int = 20) -> tuple[RecoveryReport, int]:
     """Run recovery until nothing is unresolved (or `max_passes`); return the last report."""
     report, passes = pay.recover(), 1

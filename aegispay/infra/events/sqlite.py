@@ -30,6 +30,12 @@ SCHEMA = (
 # Rows fetched per query by read_all, so a long history never sits in memory at once.
 READ_ALL_BATCH = 500
 
+# NOT INDEXED: otherwise SQLite serves the GROUP BY by walking the whole (stream_id, version)
+# index, which grows with history; this way it searches the position range only.
+STREAMS_SINCE = (
+    "SELECT stream_id, MAX(version) FROM events NOT INDEXED WHERE position > ? GROUP BY stream_id"
+)
+
 Row = tuple[int, str, int, str, str]
 SELECT_ROW = "SELECT position, stream_id, version, type, data FROM events"
 
@@ -117,10 +123,7 @@ class SQLiteEventStore:
 
     def streams_since(self, after_position: int) -> dict[str, int]:
         """Return each stream written after a position with its newest version; parses nothing."""
-        rows = self._connections.get().execute(
-            "SELECT stream_id, MAX(version) FROM events WHERE position > ? GROUP BY stream_id",
-            (after_position,),
-        )
+        rows = self._connections.get().execute(STREAMS_SINCE, (after_position,))
         return {stream_id: int(version) for stream_id, version in rows}
 
     def stream_ids(self) -> list[str]:
