@@ -277,3 +277,10 @@ def test_the_cli_commands_print_the_promised_json(
     assert main(["recover", "--store", u["store"], "--gateway", u["gateway"], "--json"]) == 0
     recovered = json.loads(capsys.readouterr().out)
     assert (recovered["found"], recovered["succeeded"]) == (1, 1)
+
+
+def test_an_armed_crash_fires_even_where_a_projection_fault_strikes() -> None:
+    pay = AegisPay.in_memory(faults=FailureConfig(projection_rate=1.0))
+    pay.crash_at("projection.save", "before")
+    with pytest.raises(ProcessCrash):
+        create(pay, "k")

@@ -107,10 +107,11 @@ class CrashPoints:
             if self.recording:
                 self.trace.append(Crossing(boundary, side, nth))
             actions = self._armed.pop((boundary, side, nth), [])
-        for listener in self.listeners:
-            listener(Crossing(boundary, side, nth))
+        # Armed actions first: a listener that fails the call must not swallow an armed crash.
         for action in actions:
             action()
+        for listener in self.listeners:
+            listener(Crossing(boundary, side, nth))
 
     def around(self, boundary: str, call: Callable[[], T]) -> T:
         """Cross `before`, make the call, cross `after`."""
