@@ -18,8 +18,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check aegispay tests
-	$(BIN)/ruff format --check aegispay tests
+	$(BIN)/ruff check aegispay tests benchmarks
+	$(BIN)/ruff format --check aegispay tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict aegispay
