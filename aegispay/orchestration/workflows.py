@@ -85,11 +85,8 @@ def create_payment(ports: Ports, command: CreatePayment) -> IO[Created]:
     def decide(existing: Payment | None) -> IO[Created]:
         if existing is not None:
             return IO.of(Created(decisions.same_request(existing, command), created=False))
-        return (
-            now(ports)
-            .flat_map(lambda at: append(ports, None, [decisions.initiate(command, at)]))
-            .map(lambda payment: Created(payment, created=True))
-        )
+        initiated = record(ports, None, lambda at: decisions.initiate(command, at))
+        return initiated.map(lambda payment: Created(payment, created=True))
 
     def lost_race(error: Exception) -> IO[Created]:
         # Another writer created the stream between our read and our append: the fence held.
@@ -213,7 +210,7 @@ def unresolved(ports: Ports, payment: Payment, error: Exception) -> IO[Payment]:
 
 
 def record(
-    ports: Ports, payment: Payment, decide: Callable[[datetime], PaymentEvent]
+    ports: Ports, payment: Payment | None, decide: Callable[[datetime], PaymentEvent]
 ) -> IO[Payment]:
     """Read the clock, decide one event, append it at the payment's version."""
     return now(ports).flat_map(lambda at: append(ports, payment, [decide(at)]))
