@@ -7,13 +7,15 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.progress import Progress, TimeElapsedColumn
 
 from aegispay.app import AegisPay
-from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict
+from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
 from aegispay.infra.clock import VirtualClock
+from aegispay.infra.urls import parse_store_url
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
@@ -167,8 +169,17 @@ def _print_progress(index: int, payment: Payment) -> None:
     print(f"payment {index} {payment.id} {payment.state}", flush=True)
 
 
+def _require_existing(args: argparse.Namespace) -> None:
+    """A command that reads durable state must not create empty files and call them healthy."""
+    for name in ("store", "gateway"):
+        url = parse_store_url(name, getattr(args, name))
+        if url.scheme == "sqlite" and not Path(url.path).is_file():
+            raise InvalidRequest(name, "no such database file", url.path)
+
+
 def recover_command(args: argparse.Namespace) -> int:
     """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
+    _require_existing(args)
     with AegisPay.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as pay:
         resume_clock(pay)
         report, passes = settle(pay)
@@ -220,6 +231,7 @@ def chaos_command(args: argparse.Namespace) -> int:
 
 def audit_command(args: argparse.Namespace) -> int:
     """Check the invariants on durable state; exit 1 when any is violated."""
+    _require_existing(args)
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
         report = check_invariants(pay.event_store, pay.projections, pay.charges())
     result = report.as_dict()

@@ -152,3 +152,13 @@ def test_a_resumed_run_never_writes_events_dated_before_the_ones_stored(
     with AegisPay.open(**u) as pay:
         times = [recorded.event.occurred_at for recorded in pay.event_store.read_all()]
     assert times == sorted(times)
+
+
+@pytest.mark.parametrize("command", ["audit", "recover"])
+def test_reading_commands_refuse_a_store_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    u = urls(tmp_path)
+    assert main([command, "--store", u["store"], "--gateway", u["gateway"]]) == 2
+    assert "store: no such database file" in capsys.readouterr().err
+    assert not (tmp_path / "store.db").exists()
