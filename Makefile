@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest notebooks lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/aegispay demo
 
-test: lint typecheck pytest
+test: lint typecheck pytest notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check aegispay tests benchmarks
@@ -26,6 +26,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# Runs every notebook top to bottom; cells marked NBVAL_CHECK_OUTPUT must print what is saved.
+notebooks: $(STAMP)
+	$(BIN)/pytest --nbval-lax notebooks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
