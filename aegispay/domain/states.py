@@ -46,7 +46,6 @@ TRANSITIONS: dict[PaymentState, dict[str, PaymentState]] = {
     S.FAILURE: {},
 }
 
-NON_TERMINAL: tuple[PaymentState, ...] = tuple(s for s in PaymentState if not s.is_terminal)
 # Processing started: the gateway may have been called, so recovery must settle these.
 IN_FLIGHT: tuple[PaymentState, ...] = (S.PROCESSING, S.UNKNOWN)
 

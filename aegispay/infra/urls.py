@@ -16,9 +16,6 @@ class StoreURL:
     scheme: str
     path: str = ""
 
-    def __str__(self) -> str:
-        return "memory://" if self.scheme == "memory" else f"sqlite:///{self.path}"
-
 
 def parse_store_url(field: str, url: object) -> StoreURL:
     """Parse a store URL or raise InvalidRequest naming the field and the accepted forms."""

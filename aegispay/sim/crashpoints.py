@@ -130,11 +130,6 @@ class Boundaries:
         self._points = points
         self._operations = OPERATIONS[port]
 
-    @property
-    def inner(self) -> object:
-        """The adapter behind the boundaries."""
-        return self._inner
-
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if name not in self._operations:
