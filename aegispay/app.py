@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import TypeVar, cast
 
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import MAX_ID_LENGTH, CreatePayment, validate_text
@@ -46,6 +46,7 @@ from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
 from aegispay.sim.faults import FailureConfig, FaultInjector, ProjectionFaults
 
 GATEWAY_NAMES = ("primary", "fallback")
+P = TypeVar("P", RetryPolicy, BreakerConfig)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Settings:
 
     seed: int = 0
     faults: FailureConfig = field(default_factory=FailureConfig)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    # One retry policy and one breaker configuration per gateway name.
+    retry: dict[str, RetryPolicy] = field(default_factory=dict)
+    breaker: dict[str, BreakerConfig] = field(default_factory=dict)
     # How many restarts came before: each process draws its own seeded sequences.
     generation: int = 0
 
@@ -181,8 +183,10 @@ class AegisPay:
     def _resilient(self, gateway: SimulatedGateway) -> ResilientGateway:
         return ResilientGateway(
             cast(PaymentGateway, self._crossing("gateway", gateway)),
-            breaker=CircuitBreaker(gateway.name, self.clock, self.metrics, self.settings.breaker),
-            policy=self.settings.retry,
+            breaker=CircuitBreaker(
+                gateway.name, self.clock, self.metrics, self.settings.breaker[gateway.name]
+            ),
+            policy=self.settings.retry[gateway.name],
             clock=self.clock,
             metrics=self.metrics,
             rng=random.Random(self.settings.seed_for(f"jitter/{gateway.name}")),
@@ -218,8 +222,8 @@ class AegisPay:
         cls,
         seed: int = 0,
         faults: FailureConfig | None = None,
-        retry: RetryPolicy | None = None,
-        breaker: BreakerConfig | None = None,
+        retry: RetryPolicy | Mapping[str, RetryPolicy] | None = None,
+        breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
     ) -> AegisPay:
         """An engine entirely in memory on a virtual clock; the seed makes runs reproducible."""
         settings = _settings(seed, faults, retry, breaker)
@@ -233,8 +237,8 @@ class AegisPay:
         *,
         seed: int = 0,
         faults: FailureConfig | None = None,
-        retry: RetryPolicy | None = None,
-        breaker: BreakerConfig | None = None,
+        retry: RetryPolicy | Mapping[str, RetryPolicy] | None = None,
+        breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
         clock: Clock | None = None,
         recover_on_start: bool = False,
     ) -> AegisPay:
@@ -350,25 +354,34 @@ class AegisPay:
 
 def _settings(
     seed: object,
-    faults: FailureConfig | None,
-    retry: RetryPolicy | None,
-    breaker: BreakerConfig | None,
+    faults: object,
+    retry: object,
+    breaker: object,
 ) -> Settings:
+    """Validate the engine's policies; retry and breaker take one value or one per gateway."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequest("seed", "must be an integer", seed)
-    for field_name, value, kind in (
-        ("faults", faults, FailureConfig),
-        ("retry", retry, RetryPolicy),
-        ("breaker", breaker, BreakerConfig),
-    ):
-        if value is not None and not isinstance(value, kind):
-            raise InvalidRequest(field_name, f"must be a {kind.__name__}", value)
+    if faults is not None and not isinstance(faults, FailureConfig):
+        raise InvalidRequest("faults", "must be a FailureConfig", faults)
     return Settings(
         seed=seed,
         faults=faults or FailureConfig(),
-        retry=retry or RetryPolicy(),
-        breaker=breaker or BreakerConfig(),
+        retry=_per_gateway("retry", retry, RetryPolicy),
+        breaker=_per_gateway("breaker", breaker, BreakerConfig),
     )
+
+
+def _per_gateway(name: str, value: object, kind: type[P]) -> dict[str, P]:
+    """One value for every gateway, or a mapping of gateway name to value (others get defaults)."""
+    if value is None or isinstance(value, kind):
+        return {gateway: value or kind() for gateway in GATEWAY_NAMES}
+    rule = f"must be a {kind.__name__} or a mapping of gateway name to {kind.__name__}"
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(name, rule, value)
+    for gateway, item in value.items():
+        if gateway not in GATEWAY_NAMES or not isinstance(item, kind):
+            raise InvalidRequest(name, f"{rule}; gateways are {', '.join(GATEWAY_NAMES)}", value)
+    return {gateway: value.get(gateway) or kind() for gateway in GATEWAY_NAMES}
 
 
 def _ensure_parent(field: str, path: str) -> None:

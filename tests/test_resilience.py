@@ -6,7 +6,16 @@ from datetime import timedelta
 
 import pytest
 
-from aegispay import AegisPay, FailureConfig, InvalidRequest, Payment, PaymentState, ProcessCrash
+from aegispay import (
+    AegisPay,
+    BreakerConfig,
+    FailureConfig,
+    InvalidRequest,
+    Payment,
+    PaymentState,
+    ProcessCrash,
+    RetryPolicy,
+)
 from aegispay.domain import decisions
 from aegispay.orchestration import workflows
 from aegispay.resilience.breaker import BreakerState
@@ -226,3 +235,29 @@ def test_set_faults_and_circuit_breaker_validate_their_arguments() -> None:
         pay.circuit_breaker("nope")
     with pytest.raises(InvalidRequest, match="faults: must be a FailureConfig"):
         AegisPay.in_memory(faults="network=1")  # type: ignore[arg-type]
+
+
+def test_retry_and_breaker_can_be_configured_per_gateway() -> None:
+    pay = AegisPay.in_memory(
+        seed=1,
+        retry={"primary": RetryPolicy(retries=0)},
+        breaker={"fallback": BreakerConfig(failure_threshold=2)},
+    )
+    assert pay.routes.get("primary").policy.retries == 0
+    assert pay.routes.get("fallback").policy == RetryPolicy()
+    assert pay.circuit_breaker("fallback").config.failure_threshold == 2
+    assert pay.circuit_breaker("primary").config == BreakerConfig()
+    pay.set_faults(schedule(("network", 1, "charge")), gateway="primary")
+    payment = pay.process_payment(create(pay, "k").id)
+    assert payment.gateway == "fallback"  # no retry at the primary: straight to the fallback
+    assert pay.gateways["primary"].calls == 1
+
+
+@pytest.mark.parametrize(
+    ("retry", "rule"),
+    [({"tertiary": RetryPolicy()}, "gateways are primary, fallback"), (3, "must be a RetryPolicy")],
+)
+def test_a_per_gateway_setting_names_a_known_gateway(retry: object, rule: str) -> None:
+    with pytest.raises(InvalidRequest, match=rule) as caught:
+        AegisPay.in_memory(retry=retry)  # type: ignore[arg-type]
+    assert caught.value.field == "retry"

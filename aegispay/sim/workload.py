@@ -92,6 +92,6 @@ def settle(pay: AegisPay, max_passes: int = 20) -> tuple[RecoveryReport, int]:
     report, passes = pay.recover(), 1
     while report.unresolved and passes < max_passes:
         # Give open breakers their timeout, so the next pass may probe the gateway again.
-        pay.clock.sleep(pay.settings.breaker.timeout)
+        pay.clock.sleep(max(config.timeout for config in pay.settings.breaker.values()))
         report, passes = pay.recover(), passes + 1
     return report, passes
