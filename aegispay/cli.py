@@ -17,6 +17,7 @@ from aegispay.domain.payment import Payment
 from aegispay.infra.clock import VirtualClock
 from aegispay.infra.urls import parse_store_url
 from aegispay.sim.chaos import run_chaos
+from aegispay.sim.crashpoints import Crossing
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--progress", action="store_true", help="print a line per payment as it settles"
     )
+    run.add_argument("--trace", action="store_true", help="print a line at every boundary crossing")
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
 
@@ -145,6 +147,8 @@ def run_command(args: argparse.Namespace) -> int:
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
     ) as pay:
         resume_clock(pay)
+        if args.trace:
+            pay.crashpoints.listeners.append(_print_crossing)
         started = time.perf_counter()
         result = run_workload(
             pay, args.payments, args.seed, on_payment=_print_progress if args.progress else None
@@ -163,6 +167,10 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
+
+
+def _print_crossing(crossing: Crossing) -> None:
+    print(f"cross {crossing.side} {crossing.boundary}", flush=True)
 
 
 def _print_progress(index: int, payment: Payment) -> None:

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,11 @@ from aegispay import AegisPay, PaymentState
 PAYMENTS = 200
 SEED = 7
 KILLS = 20
-# Each kill lands 1..8 payments past the furthest one reported: 20 kills stay within 160.
+# Each kill lands 1..8 payments past the furthest one reported: 20 kills stay within 200.
 MOST_LINES_PER_KILL = 8
+# Boundary crossings in one payment: 10 to create it, about 20 more to process it (more with
+# retries and verification), so kills land anywhere in a payment, the charge included.
+CROSSINGS_PER_PAYMENT = 32
 MAX_ATTEMPTS = 60
 FAULTS = ("partial=0.1", "network=0.05", "timeout_after=0.05")
 TIMEOUT = 120
@@ -59,17 +63,24 @@ class Answers:
             self.final[index] = state
 
 
-def kill_after(command: list[str], cwd: Path, target: int, answers: Answers) -> int:
-    """Start a run, SIGKILL it right after it reports payment `target`; return its exit status."""
+def kill_after(  # noqa: PLR0917 - one call site, every argument a different thing
+    command: list[str], cwd: Path, target: int, crossings: int, answers: Answers, seen: Counter[str]
+) -> int:
+    """Start a run; once it reports payment `target`, SIGKILL it right after `crossings` more
+    boundary crossings, in the middle of the next payment. Return its exit status."""
     with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
         assert proc.stdout is not None
+        reached = False
         for line in proc.stdout:
-            if (parsed := progress(line)) is None:
-                continue
-            answers.record(*parsed)
-            if parsed[0] >= target:
-                proc.kill()
-                break
+            if line.startswith("cross ") and reached:
+                crossings -= 1
+                if crossings == 0:
+                    proc.kill()
+                    seen[line.strip()] += 1
+                    break
+            elif (parsed := progress(line)) is not None:
+                answers.record(*parsed)
+                reached = reached or parsed[0] >= target
         rest, _ = proc.communicate(timeout=TIMEOUT)
     if proc.returncode != -signal.SIGKILL:
         # The run finished before the signal landed: not a kill, but it must have ended cleanly.
@@ -84,17 +95,22 @@ def test_sigkilled_runs_resume_without_losing_or_double_charging_a_payment(tmp_p
     store, gateway = f"sqlite:///{tmp_path / 'store.db'}", f"sqlite:///{tmp_path / 'gateway.db'}"
     stores = ["--store", store, "--gateway", gateway]
     faults = [arg for pair in FAULTS for arg in ("--fault", pair)]
-    run = aegispay("run", *stores, "--payments", str(PAYMENTS), "--seed", str(SEED), "--progress")
+    run = aegispay(
+        "run", *stores, "--payments", str(PAYMENTS), "--seed", str(SEED), "--progress", "--trace"
+    )
     run += faults
-    rng, answers = random.Random(SEED), Answers()
+    rng, answers, seen = random.Random(SEED), Answers(), Counter[str]()
     # A restarted run reports every payment again from index 0: count past the furthest seen.
     furthest, kills, attempts = -1, 0, 0
     while kills < KILLS:
         assert attempts < MAX_ATTEMPTS, f"only {kills} of {KILLS} kills in {attempts} attempts"
         attempts += 1
         target = furthest + rng.randint(1, MOST_LINES_PER_KILL)
-        if kill_after(run, tmp_path, target, answers) == -signal.SIGKILL:
-            kills, furthest = kills + 1, target
+        crossings = rng.randint(1, CROSSINGS_PER_PAYMENT)
+        if kill_after(run, tmp_path, target, crossings, answers, seen) == -signal.SIGKILL:
+            kills, furthest = kills + 1, target + 1
+    # The kills landed at many different moments of a payment, not only between payments.
+    assert len(seen) >= 5, seen
 
     final = finish(run, tmp_path)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr
