@@ -259,6 +259,8 @@ class AegisPay:
 
     def crash_at(self, boundary: str, side: Side = "before", nth: int = 1) -> None:
         """Arm a one-shot ProcessCrash at the nth crossing of a boundary ('events.append' ...)."""
+        if isinstance(nth, bool) or not isinstance(nth, int):
+            raise InvalidRequest("nth", "must be a whole number, 1 or more", nth)
         try:
             self.crashpoints.crash_at(boundary, side, nth)
         except ValueError as error:

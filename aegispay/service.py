@@ -13,6 +13,9 @@ from aegispay.orchestration.ports import LockManager, Ports
 # holder that died is outlived rather than reported as a conflict.
 LOCK_TTL = 30.0
 LOCK_WAIT = 35.0
+# Each refused write means another writer appended to the stream, and a stream has at most a
+# handful of events: after this many, something else is wrong and the error is raised.
+MAX_STALE_WRITES = 10
 
 
 class PaymentService:
@@ -35,13 +38,15 @@ class PaymentService:
     def process(self, payment_id: str) -> Payment:
         """Drive a payment to a terminal state under its lock."""
         with with_lock(self.locks, f"payment:{payment_id}", self._owner(), LOCK_TTL, LOCK_WAIT):
-            try:
-                return workflows.process_payment(self.ports, payment_id).unsafe_run()
-            except ConcurrencyError:
-                # Our lease ran out while we were paused and another process moved the payment
-                # on: the fence refused our stale write. Start again from what is stored now.
-                self.ports.metrics.increment("fence.stale_writes_refused")
-                return workflows.process_payment(self.ports, payment_id).unsafe_run()
+            for _ in range(MAX_STALE_WRITES):
+                try:
+                    return workflows.process_payment(self.ports, payment_id).unsafe_run()
+                except ConcurrencyError:
+                    # Another process moved the payment on (our lease ran out while we were
+                    # paused, or it never saw our lock): the fence refused our stale write.
+                    # Start again from what is stored now.
+                    self.ports.metrics.increment("fence.stale_writes_refused")
+            return workflows.process_payment(self.ports, payment_id).unsafe_run()
 
     def _owner(self) -> str:
         return self.ports.ids.new_id("owner")

@@ -112,6 +112,12 @@ def test_sigkilled_runs_resume_without_losing_or_double_charging_a_payment(tmp_p
     # The kills landed at many different moments of a payment, not only between payments.
     assert len(seen) >= 5, seen
 
+    # Recovery alone, straight after the kills: every payment a kill left in flight settles.
+    recovered = finish(aegispay("recover", *stores, "--json"), tmp_path)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    audited = finish(aegispay("audit", *stores, "--json"), tmp_path)
+    assert json.loads(audited.stdout)["violations"] == 0, audited.stdout
+
     final = finish(run, tmp_path)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr
     for line in final.stdout.splitlines():

@@ -16,6 +16,7 @@ from aegispay import (
     Payment,
     PaymentState,
     ProcessCrash,
+    replay,
 )
 from aegispay.cli import main
 from aegispay.domain import decisions
@@ -284,3 +285,91 @@ def test_an_armed_crash_fires_even_where_a_projection_fault_strikes() -> None:
     pay.crash_at("projection.save", "before")
     with pytest.raises(ProcessCrash):
         create(pay, "k")
+
+
+def test_an_unreadable_projection_row_is_rebuilt_and_the_others_still_recover(
+    tmp_path: Path,
+) -> None:
+    pay = AegisPay.open(**durable(tmp_path))
+    settled = pay.process_payment(create(pay, "settled").id)
+    pay = crash_while_processing(pay, "in-flight", "gateway.charge", "after")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("UPDATE payments SET data = 'garbage' WHERE id = ?", (settled.id,))
+    report = pay.recover()
+    assert report.succeeded == 1
+    assert report.projections_repaired >= 1
+    assert pay.projections.get(settled.id) == settled
+    assert violations(pay) == []
+    pay.close()
+
+
+def test_drift_older_than_the_checkpoint_is_repaired_not_counted_as_a_settlement() -> None:
+    pay = AegisPay.in_memory()
+    payment = pay.process_payment(create(pay, "k").id)
+    pay.recover()  # the checkpoint moves past every event
+    stale = replay(pay.events(payment.id)[:3])
+    assert stale is not None
+    pay.projections.delete(payment.id)
+    pay.projections.save(stale)  # the row lags behind, as a lost write long ago would leave it
+    report = pay.recover()
+    assert (report.found, report.succeeded, report.projections_repaired) == (0, 0, 1)
+    assert pay.projections.get(payment.id) == payment
+    assert pay.recover().projections_repaired == 0
+
+
+def test_rebuilding_projections_while_writes_fail_loses_no_row() -> None:
+    pay = AegisPay.in_memory()
+    ids = [pay.process_payment(create(pay, f"k{n}").id).id for n in range(3)]
+    pay.projections.delete(ids[0])
+    pay.set_faults(FailureConfig(projection_rate=1.0))
+    failed = pay.rebuild_projections()
+    assert failed.repairs_failed == 1
+    assert {p.id for p in pay.list_payments()} == set(ids[1:])
+    pay.set_faults(FailureConfig())
+    assert pay.rebuild_projections().projections_repaired == 1
+    assert violations(pay) == []
+
+
+def test_a_halted_stream_is_remembered_without_holding_the_checkpoint_back(
+    tmp_path: Path,
+) -> None:
+    pay = crash_while_processing(
+        AegisPay.open(**durable(tmp_path)), "damaged", "gateway.charge", "after"
+    )
+    damaged = payment_id_for("damaged")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        good = conn.execute(
+            "SELECT data FROM events WHERE stream_id = ? AND version = 3", (damaged,)
+        ).fetchone()[0]
+        conn.execute("UPDATE events SET data = '{' WHERE stream_id = ? AND version = 3", (damaged,))
+    assert damaged in pay.recover().halted
+    for n in range(5):
+        pay.process_payment(create(pay, f"later-{n}").id)
+    assert pay.recover().halted.keys() == {damaged}
+    assert pay.projections.checkpoint() == pay.event_store.last_position()
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # an operator restores the row
+        conn.execute(
+            "UPDATE events SET data = ? WHERE stream_id = ? AND version = 3", (good, damaged)
+        )
+    repaired = pay.recover()
+    assert repaired.halted == {}
+    assert repaired.succeeded == 1
+    assert violations(pay) == []
+    pay.close()
+
+
+@pytest.mark.parametrize("nth", [True, 1.5, "1"])
+def test_crash_at_wants_a_whole_number_of_crossings(nth: object) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        AegisPay.in_memory().crash_at("events.append", "before", nth)  # type: ignore[arg-type]
+    assert caught.value.field == "nth"
+
+
+def test_a_run_with_failing_projection_writes_ends_with_no_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    u = durable(tmp_path)
+    args = ["--store", u["store"], "--gateway", u["gateway"]]
+    assert main(["run", *args, "--payments", "40", "--fault", "projection=0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faults"]["projection"] > 0
+    assert main(["audit", *args, "--json"]) == 0

@@ -83,6 +83,18 @@ class ProjectionStore(Protocol):
         """Record that every row is checked up to an event position."""
         ...
 
+    def halted(self) -> dict[str, str]:
+        """Return the streams recovery found unreadable, with the reason, until they are fixed."""
+        ...
+
+    def mark_halted(self, stream_id: str, reason: str) -> None:
+        """Remember that a stream cannot be read, so every run reports it again."""
+        ...
+
+    def clear_halted(self, stream_id: str) -> None:
+        """Forget a halted stream that reads cleanly again."""
+        ...
+
 
 class LockManager(Protocol):
     """Leases with a TTL and an owner; a lock is for efficiency, the event store is the fence."""

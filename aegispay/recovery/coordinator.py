@@ -1,16 +1,20 @@
 """The recovery coordinator: repairs the projection, then settles every payment left in flight.
 
-1. Repair: every stream written since the last checkpoint is compared with its projection
-   row (by version, without parsing events); a drifted row is rebuilt from its events.
-2. Settle: the projection's state index names the payments whose processing started and did
+1. Halted: streams found unreadable before are read again; one that reads cleanly (an
+   operator repaired it) is cleared, the others are reported again, every run.
+2. Repair: every stream written since the last checkpoint is compared with its projection
+   row (by version, without parsing events); a drifted or unreadable row is rebuilt.
+3. Settle: the projection's state index names the payments whose processing started and did
    not finish; each is settled under its lock (replay, verify with the gateway, append).
-3. Checkpoint: when every stream read cleanly, the checkpoint moves to where step 1 began.
-The cost follows the in-flight payments and the events since the last run, never history.
+4. Checkpoint: when every repair was written, the checkpoint moves to where step 2 began.
+   Halted streams are remembered by name, so they never hold the checkpoint back.
+The cost follows the in-flight payments, the halted streams and the events since the last run,
+never the length of history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from aegispay.domain.errors import (
     ConcurrencyError,
@@ -29,7 +33,12 @@ HALTING_ERRORS = (EventContinuityError, InvalidTransition)
 
 @dataclass
 class RecoveryReport:
-    """What one recovery run found and what became of it."""
+    """What one recovery run found and what became of it.
+
+    A payment counts as succeeded or failed when this run found it in flight and it ended so;
+    when two runs race, one that appended nothing does not count it, but a run whose write was
+    refused half-way may count a payment the other run settled.
+    """
 
     found: int = 0
     succeeded: int = 0
@@ -37,40 +46,48 @@ class RecoveryReport:
     redriven: int = 0
     unresolved: int = 0
     projections_repaired: int = 0
+    repairs_failed: int = 0
     streams_halted: int = 0
     unresolved_ids: list[str] = field(default_factory=list)
     halted: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         """The figures, for JSON and notebooks."""
-        return {
-            "found": self.found,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "redriven": self.redriven,
-            "unresolved": self.unresolved,
-            "projections_repaired": self.projections_repaired,
-            "streams_halted": self.streams_halted,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.type == "int"}
+
+    def add(self, later: RecoveryReport) -> RecoveryReport:
+        """Totals over two runs; what is still open is what the later run left open."""
+        total = RecoveryReport(**{name: value + getattr(later, name)
+                                  for name, value in self.as_dict().items()})  # fmt: skip
+        total.unresolved, total.unresolved_ids = later.unresolved, later.unresolved_ids
+        total.streams_halted, total.halted = later.streams_halted, later.halted
+        total.repairs_failed = later.repairs_failed
+        return total
 
     def halt(self, ports: Ports, stream_id: str, error: Exception) -> None:
-        """Report a stream that cannot be read, and raise the alert."""
-        if stream_id not in self.halted:
-            self.streams_halted += 1
-            self.halted[stream_id] = str(error)
-            ports.metrics.increment("alerts.stream_halted")
-            ports.logger.log("error", "stream halted", payment=stream_id, error=error)
+        """Report a stream that cannot be read, remember it, and raise the alert."""
+        if stream_id in self.halted:
+            return
+        self.streams_halted += 1
+        self.halted[stream_id] = str(error)
+        ports.metrics.increment("alerts.stream_halted")
+        ports.logger.log("error", "stream halted", payment=stream_id, error=error)
+        try:
+            ports.projections.mark_halted(stream_id, str(error))
+        except Exception:  # not remembered: the checkpoint must not move past it
+            self.repairs_failed += 1
 
 
 def recover(ports: Ports, service: PaymentService) -> RecoveryReport:
-    """Repair drifted rows, settle in-flight payments, and move the checkpoint on."""
+    """Recheck halted streams, repair drifted rows, settle in-flight payments, move on."""
     report = RecoveryReport()
     start = ports.events.last_position()
-    clean = repair_projections(ports, ports.projections.checkpoint(), report)
+    recheck_halted(ports, report)
+    repair_projections(ports, ports.projections.checkpoint(), report)
     for payment_id in plan_recovery(ports):
         if payment_id not in report.halted:
             settle(ports, service, payment_id, report)
-    if clean and not report.halted:
+    if not report.repairs_failed:
         ports.projections.set_checkpoint(start)
     ports.metrics.increment("recovery.runs")
     return report
@@ -81,36 +98,43 @@ def plan_recovery(ports: Ports) -> list[str]:
     return ports.projections.ids_in_states(IN_FLIGHT)
 
 
-def repair_projections(ports: Ports, after_position: int, report: RecoveryReport) -> bool:
+def recheck_halted(ports: Ports, report: RecoveryReport) -> None:
+    """Read every stream halted before: report it again, or clear it if it reads cleanly now."""
+    for stream_id in ports.projections.halted():
+        rebuilt = _replay(ports, stream_id, report)
+        if rebuilt is not None:
+            ports.projections.clear_halted(stream_id)
+            _write_row(ports, rebuilt, report)
+
+
+def repair_projections(ports: Ports, after_position: int, report: RecoveryReport) -> None:
     """Rebuild the rows of streams written after a position whose version drifted."""
-    clean = True
     for stream_id, version in ports.events.streams_since(after_position).items():
-        row = ports.projections.get(stream_id)
+        row = _row(ports, stream_id)
         if row is not None and row.version == version:
             continue
         rebuilt = _replay(ports, stream_id, report)
-        if rebuilt is None:
-            continue
-        try:
-            ports.projections.save(rebuilt)
-        except Exception as error:
-            ports.logger.log("warning", "projection repair failed", payment=stream_id, error=error)
-            clean = False
-            continue
-        report.projections_repaired += 1
-        ports.metrics.increment("projection.repaired")
-    return clean
+        if rebuilt is not None:
+            _write_row(ports, rebuilt, report)
 
 
 def settle(ports: Ports, service: PaymentService, payment_id: str, report: RecoveryReport) -> None:
     """Settle one in-flight payment under its lock and count what became of it."""
+    try:
+        recorded = ports.events.read(payment_id)
+        stored = replay(r.event for r in recorded)
+    except HALTING_ERRORS as error:
+        report.halt(ports, payment_id, error)
+        return
+    if stored is not None and stored.state.is_terminal:
+        # Settled long ago; only its row lagged behind (written before the checkpoint).
+        _write_row(ports, stored, report)
+        return
     report.found += 1
     try:
-        seen = len(ports.events.read(payment_id))
         payment: Payment | None = service.process(payment_id)
     except (LockTimeout, ConcurrencyError):
-        # Another process holds it or got there first: it is being settled; count it open.
-        payment = None
+        payment = None  # another process holds it or got there first: count it open
     except HALTING_ERRORS as error:
         report.halt(ports, payment_id, error)
         return
@@ -118,8 +142,10 @@ def settle(ports: Ports, service: PaymentService, payment_id: str, report: Recov
         report.unresolved += 1
         report.unresolved_ids.append(payment_id)
         return
-    appended = ports.events.read(payment_id)[seen:]
-    report.redriven += any(r.event.type == "ChargeNotFound" for r in appended)
+    appended = [r.event.type for r in ports.events.read(payment_id)[len(recorded) :]]
+    if not appended:
+        return  # another process settled it while we waited for the lock
+    report.redriven += "ChargeNotFound" in appended
     if payment.state is PaymentState.SUCCESS:
         report.succeeded += 1
     else:
@@ -133,16 +159,14 @@ def rebuild_projections(ports: Ports) -> RecoveryReport:
     streams = ports.events.stream_ids()
     for stream_id in streams:
         rebuilt = _replay(ports, stream_id, report)
-        if rebuilt is not None and ports.projections.get(stream_id) != rebuilt:
-            ports.projections.delete(stream_id)
-            ports.projections.save(rebuilt)
-            report.projections_repaired += 1
+        if rebuilt is not None and _row(ports, stream_id) != rebuilt:
+            _write_row(ports, rebuilt, report)
     known = set(streams)
-    for row in ports.projections.list():
-        if row.id not in known:
-            ports.projections.delete(row.id)
+    for payment_id in ports.projections.ids_in_states(tuple(PaymentState)):
+        if payment_id not in known:
+            ports.projections.delete(payment_id)
             report.projections_repaired += 1
-    if not report.halted:
+    if not report.repairs_failed:
         ports.projections.set_checkpoint(start)
     return report
 
@@ -153,3 +177,27 @@ def _replay(ports: Ports, stream_id: str, report: RecoveryReport) -> Payment | N
     except HALTING_ERRORS as error:
         report.halt(ports, stream_id, error)
         return None
+
+
+def _row(ports: Ports, payment_id: str) -> Payment | None:
+    """A payment's projection row; an unreadable row counts as missing, to be rebuilt."""
+    try:
+        return ports.projections.get(payment_id)
+    except Exception:  # a corrupt row is drift like any other
+        return None
+
+
+def _write_row(ports: Ports, payment: Payment, report: RecoveryReport) -> None:
+    """Write a rebuilt row; a failed write is counted and the next run retries it."""
+    try:
+        ports.projections.save(payment)
+        if _row(ports, payment.id) != payment:
+            # The stored row claims a newer version than the events hold: replace it.
+            ports.projections.delete(payment.id)
+            ports.projections.save(payment)
+    except Exception as error:  # a failed repair is retried by the next run
+        ports.logger.log("warning", "projection repair failed", payment=payment.id, error=error)
+        report.repairs_failed += 1
+        return
+    report.projections_repaired += 1
+    ports.metrics.increment("projection.repaired")

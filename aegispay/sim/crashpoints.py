@@ -29,8 +29,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "events": ("read", "append", "stream_ids", "last_position", "streams_since"),
     "projection": (
         "save", "get", "list", "ids_in_states", "delete", "checkpoint", "set_checkpoint",
+        "halted", "mark_halted", "clear_halted",
     ),
-    "locks": ("acquire", "release", "extend"),
+    "locks": ("acquire", "release"),
     "gateway": ("charge", "status"),
 }  # fmt: skip
 BOUNDARIES: tuple[str, ...] = tuple(

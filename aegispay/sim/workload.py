@@ -88,10 +88,14 @@ def resume_clock(pay: AegisPay) -> None:
 
 
 def settle(pay: AegisPay, max_passes: int = 20) -> tuple[RecoveryReport, int]:
-    """Run recovery until nothing is unresolved (or `max_passes`); return the last report."""
-    report, passes = pay.recover(), 1
-    while report.unresolved and passes < max_passes:
+    """Run recovery until nothing is unresolved or left unrepaired (or `max_passes`).
+
+    Returns the totals over every pass (what is still open is what the last pass left open)
+    and the number of passes.
+    """
+    total, passes = pay.recover(), 1
+    while (total.unresolved or total.repairs_failed) and passes < max_passes:
         # Give open breakers their timeout, so the next pass may probe the gateway again.
         pay.clock.sleep(max(config.timeout for config in pay.settings.breaker.values()))
-        report, passes = pay.recover(), passes + 1
-    return report, passes
+        total, passes = total.add(pay.recover()), passes + 1
+    return total, passes

@@ -112,3 +112,27 @@ class ProjectionStoreContract:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda payment_id: store.save(payment(payment_id)), ids))
         assert sorted(p.id for p in store.list()) == sorted(ids)
+
+    def test_an_older_snapshot_never_replaces_a_newer_row(self, store: ProjectionStore) -> None:
+        store.save(payment("pay_1", S.SUCCESS, version=4))
+        store.save(payment("pay_1", S.PROCESSING, version=3))
+        row = store.get("pay_1")
+        assert row is not None
+        assert (row.state, row.version) == (S.SUCCESS, 4)
+
+    def test_the_checkpoint_starts_at_zero_and_keeps_what_is_set(
+        self, store: ProjectionStore
+    ) -> None:
+        assert store.checkpoint() == 0
+        store.set_checkpoint(42)
+        assert store.checkpoint() == 42
+
+    def test_halted_streams_are_remembered_until_cleared(self, store: ProjectionStore) -> None:
+        assert store.halted() == {}
+        store.mark_halted("pay_1", "version gap")
+        store.mark_halted("pay_1", "version gap at 3")
+        store.mark_halted("pay_2", "bad row")
+        assert store.halted() == {"pay_1": "version gap at 3", "pay_2": "bad row"}
+        store.clear_halted("pay_1")
+        store.clear_halted("pay_unknown")
+        assert store.halted() == {"pay_2": "bad row"}

@@ -19,6 +19,7 @@ class InMemoryProjectionStore:
         self._created: dict[str, int] = {}
         self._next_seq = 0
         self._checkpoint = 0
+        self._halted: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def save(self, payment: Payment) -> None:
@@ -67,3 +68,18 @@ class InMemoryProjectionStore:
     def set_checkpoint(self, position: int) -> None:
         """Record the position recovery has checked every row up to."""
         self._checkpoint = position
+
+    def halted(self) -> dict[str, str]:
+        """Return the streams marked unreadable, with their reasons."""
+        with self._lock:
+            return dict(self._halted)
+
+    def mark_halted(self, stream_id: str, reason: str) -> None:
+        """Remember an unreadable stream."""
+        with self._lock:
+            self._halted[stream_id] = reason
+
+    def clear_halted(self, stream_id: str) -> None:
+        """Forget a stream that reads cleanly again."""
+        with self._lock:
+            self._halted.pop(stream_id, None)

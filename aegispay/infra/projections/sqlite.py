@@ -23,6 +23,10 @@ SCHEMA = (
         name TEXT PRIMARY KEY,
         position INTEGER NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS halted_streams (
+        stream_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL
+    )""",
 )
 
 # A new id takes the next creation number; an existing id keeps its own (seq is not updated).
@@ -104,6 +108,25 @@ class SQLiteProjectionStore:
             "INSERT INTO checkpoints (name, position) VALUES ('recovery', ?)"
             " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (position,),
+        )
+
+    def halted(self) -> dict[str, str]:
+        """Return the streams marked unreadable, with their reasons."""
+        rows = self._connections.get().execute("SELECT stream_id, reason FROM halted_streams")
+        return dict(rows.fetchall())
+
+    def mark_halted(self, stream_id: str, reason: str) -> None:
+        """Remember an unreadable stream."""
+        self._connections.get().execute(
+            "INSERT INTO halted_streams (stream_id, reason) VALUES (?, ?)"
+            " ON CONFLICT (stream_id) DO UPDATE SET reason = excluded.reason",
+            (stream_id, reason),
+        )
+
+    def clear_halted(self, stream_id: str) -> None:
+        """Forget a stream that reads cleanly again."""
+        self._connections.get().execute(
+            "DELETE FROM halted_streams WHERE stream_id = ?", (stream_id,)
         )
 
     def close(self) -> None:
