@@ -2,6 +2,7 @@
 
 from aegispay.app import AegisPay
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
+from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import (
     AegisPayError,
     ConcurrencyError,
@@ -22,8 +23,13 @@ from aegispay.io import IO
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.resilience.breaker import BreakerConfig, BreakerState
 from aegispay.resilience.retry import RetryPolicy
+
+from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash
+from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ScheduledFault
+from aegispay.sim.invariants import check_invariants, event_log_digest
+from aegispay.sim.workload import run_workload, settle
 
 __all__ = [
     "BOUNDARIES",
@@ -57,6 +63,13 @@ __all__ = [
     "ScheduledFault",
     "SystemClock",
     "VirtualClock",
+    "check_invariants",
+    "enumerate_crashes",
+    "event_log_digest",
     "evolve",
+    "payment_id_for",
     "replay",
+    "run_chaos",
+    "run_workload",
+    "settle",
 ]

@@ -26,6 +26,7 @@ from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
 from aegispay.infra.urls import parse_store_url
+from aegispay.io import IO
 from aegispay.orchestration import workflows
 from aegispay.orchestration.ports import (
     Clock,
@@ -44,6 +45,7 @@ from aegispay.resilience.routing import GatewayRoutes
 from aegispay.service import PaymentService
 from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
 from aegispay.sim.faults import FailureConfig, FaultInjector, ProjectionFaults
+from aegispay.sim.invariants import InvariantReport, check_invariants
 
 GATEWAY_NAMES = ("primary", "fallback")
 P = TypeVar("P", RetryPolicy, BreakerConfig)
@@ -311,6 +313,15 @@ class AegisPay:
     def process_payment(self, payment_id: str) -> Payment:
         """Authenticate, charge and settle a payment; calling it again is safe."""
         return self._service.process(self._valid_id(payment_id))
+
+    def processing_program(self, payment_id: str) -> IO[Payment]:
+        """The IO program process_payment runs, built and not run: nothing happens until
+        `.unsafe_run()`. It takes no lock; it is here to show where the effects are."""
+        return workflows.process_payment(self.ports, self._valid_id(payment_id))
+
+    def check_invariants(self) -> InvariantReport:
+        """Check every invariant of docs/architecture.md on this engine's stored state."""
+        return check_invariants(self.event_store, self.projections, self.charges())
 
     def get_payment(self, payment_id: str) -> Payment:
         """Return a payment as its events tell it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -41,17 +42,20 @@ class CreatePayment(BaseModel):
         customer_id: object,
         payment_method: object,
     ) -> CreatePayment:
-        """Validate raw input field by field; raise InvalidRequest naming the first bad field."""
+        """Validate raw input field by field; raise InvalidRequest naming the first bad field.
+
+        The currency code is read case-insensitively: "usd" is accepted and stored as "USD".
+        """
         if not isinstance(currency, str):
             raise InvalidRequest("currency", "must be an ISO 4217 code such as USD", currency)
-        key = validate_text("idempotency_key", idempotency_key, MAX_KEY_LENGTH)
+        key = validate_key(idempotency_key)
         money = Money.parse(amount, currency.strip().upper())
         return validated(
             cls,
             idempotency_key=key,
             amount=money,
-            customer_id=customer_id,
-            payment_method=payment_method,
+            customer_id=validate_text("customer_id", customer_id, MAX_ID_LENGTH),
+            payment_method=validate_text("payment_method", payment_method, MAX_ID_LENGTH),
         )
 
     @property
@@ -65,14 +69,25 @@ def payment_id_for(idempotency_key: str) -> str:
     return "pay_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
 
+def validate_key(value: object) -> str:
+    """Check an idempotency key is text as a client sent it, with nothing trimmed; return it."""
+    key = validate_text("idempotency_key", value, MAX_KEY_LENGTH)
+    # "order-1 " and "order-1" would be two payments for what is surely one order.
+    if key != key.strip():
+        raise InvalidRequest("idempotency_key", "must not start or end with whitespace", key)
+    return key
+
+
 def validate_text(field: str, value: object, max_length: int) -> str:
-    """Check a text field is a non-blank string within a length; return it."""
+    """Check a text field is a non-blank string within a length, free of control characters."""
     if not isinstance(value, str):
         raise InvalidRequest(field, "must be a string", value)
     if not value.strip():
         raise InvalidRequest(field, "must not be empty", value)
     if len(value) > max_length:
         raise InvalidRequest(field, f"must be at most {max_length} characters", value[:40] + "...")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise InvalidRequest(field, "must not contain control characters", value)
     return value
 
 
@@ -95,4 +110,6 @@ def _rule(error: Any) -> str:
             return f"must be at most {ctx.get('max_length')} characters"
         case "string_type":
             return "must be a string"
+        case "value_error":
+            return str(ctx.get("error"))
     return str(error["msg"]).lower()

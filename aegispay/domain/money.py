@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,6 +34,11 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 # Large enough for any real charge, small enough that a typo of extra zeros is caught.
 MAX_MINOR_UNITS = 10**15
 
+# ASCII digits, then optionally a point and more digits. Decimal() would also take "1e2", "+5",
+# "1_000" and full-width digits; an amount is written one way only. The minus sign is read so
+# that "-1" is told it must be greater than zero rather than that it is not a number.
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
 
 def currency_exponent(currency: str) -> int:
     """Return the ISO 4217 exponent of a currency code, or raise InvalidRequest naming it."""
@@ -47,28 +53,48 @@ def currency_exponent(currency: str) -> int:
 def parse_amount(value: object, currency: str) -> int:
     """Parse a decimal amount ("19.99", Decimal, int) into minor units of the currency, exactly."""
     exponent = currency_exponent(currency)
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise InvalidRequest(
-            "amount",
-            "must be a decimal string like '19.99', a Decimal or an int; floats are not exact",
-            value,
-        )
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise InvalidRequest("amount", "must be a decimal number like '19.99'", value) from None
+    amount = _exact_decimal(value)
     if not amount.is_finite():
         raise InvalidRequest("amount", "must be a finite number", value)
     if amount <= 0:
         raise InvalidRequest("amount", "must be greater than zero", value)
     if _decimal_places(amount) > exponent:
-        raise InvalidRequest(
-            "amount", f"has more than {exponent} decimal places allowed for {currency}", value
-        )
+        raise InvalidRequest("amount", _too_many_decimals(exponent, currency), value)
     # Compared before scaling: Decimal arithmetic rounds to 28 digits, a comparison never does.
     if amount > Decimal(MAX_MINOR_UNITS).scaleb(-exponent):
         raise InvalidRequest("amount", f"must be at most {MAX_MINOR_UNITS} minor units", value)
     return int(amount.scaleb(exponent))
+
+
+def _exact_decimal(value: object) -> Decimal:
+    """Read a string, Decimal or int as a Decimal; refuse floats and every other type."""
+    if isinstance(value, float):
+        raise InvalidRequest("amount", "floats are not exact: pass a string like '19.99'", value)
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidRequest(
+            "amount", "must be a decimal string like '19.99', a Decimal or an int", value
+        )
+    if not isinstance(value, str):
+        return Decimal(value)
+    text = value.strip()
+    if DECIMAL_TEXT.fullmatch(text):
+        return Decimal(text)
+    if _names_infinity_or_nan(text):
+        raise InvalidRequest("amount", "must be a finite number", value)
+    raise InvalidRequest("amount", "must be a decimal number like '19.99'", value)
+
+
+def _names_infinity_or_nan(text: str) -> bool:
+    try:
+        return not Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def _too_many_decimals(exponent: int, currency: str) -> str:
+    if exponent == 0:
+        return f"must be a whole number for {currency} ({currency} has no minor unit)"
+    return f"has more than {exponent} decimal places allowed for {currency}"
 
 
 def _decimal_places(amount: Decimal) -> int:
