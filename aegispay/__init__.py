@@ -23,7 +23,6 @@ from aegispay.io import IO
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.resilience.breaker import BreakerConfig, BreakerState
 from aegispay.resilience.retry import RetryPolicy
-
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
