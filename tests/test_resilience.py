@@ -261,3 +261,14 @@ def test_a_per_gateway_setting_names_a_known_gateway(retry: object, rule: str) -
     with pytest.raises(InvalidRequest, match=rule) as caught:
         AegisPay.in_memory(retry=retry)  # type: ignore[arg-type]
     assert caught.value.field == "retry"
+
+
+def test_a_timeout_after_a_successful_charge_is_verified_as_a_success() -> None:
+    pay = AegisPay.in_memory(seed=1, faults=schedule(("timeout_after", 1, "charge")))
+    payment = pay.process_payment(create(pay, "k").id)
+    assert payment.state is PaymentState.SUCCESS
+    assert [e.type for e in pay.events(payment.id)][-2:] == [
+        "GatewayOutcomeUnknown",
+        "ChargeConfirmed",
+    ]
+    assert len(pay.charges()) == 1

@@ -7,7 +7,7 @@ import random
 import threading
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aegispay.domain.commands import validated
 from aegispay.domain.errors import InvalidRequest, ProjectionWriteFailed
@@ -59,7 +59,7 @@ SEED_DEFAULT_RATE = 0.1
 
 
 class ScheduledFault(BaseModel):
-    """An explicit schedule entry: the next `calls` calls of `operation` fail with `kind`."""
+    """An explicit schedule entry: the next `calls` charges (or status lookups) fail with `kind`."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,7 +69,17 @@ class ScheduledFault(BaseModel):
 
 
 class FailureConfig(BaseModel):
-    """How often each fault kind strikes a gateway call; an empty config heals everything."""
+    """How often each fault kind strikes a gateway call; an empty config heals everything.
+
+    The seed's names are accepted too: `simulate_timeout`, `simulate_partial_failure`,
+    `simulate_network_error` and `simulate_crash` switch a fault on, and without a rate beside
+    them mean a rate of 0.1 (`simulate_timeout=True` is `timeout_after_rate=0.1`); False turns
+    the fault off whatever rate is given. `timeout_rate`, `partial_failure_rate` and
+    `network_error_rate` are other names for `timeout_after_rate`, `partial_rate` and
+    `network_rate`; giving both names of one rate with different values is refused.
+
+    A ScheduledFault strikes charges unless its `operation` is "status".
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -94,6 +104,11 @@ class FailureConfig(BaseModel):
         for switch, (rate_field, seed_rate) in SEED_NAMES.items():
             enabled = data.pop(switch, None)
             rate = data.pop(seed_rate, None) if seed_rate != rate_field else None
+            if rate is not None and data.get(rate_field, rate) != rate:
+                raise ValueError(
+                    f"{rate_field} and {seed_rate} name the same rate: give one "
+                    f"(got {data[rate_field]!r} and {rate!r})"
+                )
             if enabled is False:
                 data[rate_field] = 0.0
             elif rate is not None:
@@ -101,6 +116,14 @@ class FailureConfig(BaseModel):
             elif enabled and rate_field not in data:
                 data[rate_field] = SEED_DEFAULT_RATE
         return data
+
+    @field_validator(*(f"{kind}_rate" for kind in FAULT_KINDS), mode="before")
+    @classmethod
+    def _rate_is_not_a_bool(cls, value: Any) -> Any:
+        # A float field would read True as 1.0: every call failing, from what was surely a typo.
+        if isinstance(value, bool):
+            raise ValueError("must be a number between 0 and 1, not a bool")
+        return value
 
     @model_validator(mode="after")
     def _rates_fit(self) -> FailureConfig:
@@ -125,6 +148,8 @@ class FailureConfig(BaseModel):
             if not sep or kind not in FAULT_KINDS:
                 kinds = ", ".join(FAULT_KINDS)
                 raise InvalidRequest("fault", f"expected kind=rate, kind one of {kinds}", pair)
+            if f"{kind}_rate" in rates:
+                raise InvalidRequest("fault", f"fault {kind!r} given twice", pair)
             rates[f"{kind}_rate"] = rate
         return validated(cls, **rates)
 
