@@ -25,7 +25,7 @@ from aegispay.infra.locks.memory import InMemoryLockManager
 from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
-from aegispay.infra.urls import parse_store_url
+from aegispay.infra.urls import check_distinct, parse_store_url
 from aegispay.io import IO
 from aegispay.orchestration import workflows
 from aegispay.orchestration.ports import (
@@ -93,6 +93,7 @@ class Storage:
         """Open the stores named by URL; memory:// ones live as long as this object."""
         store_url = parse_store_url("store", store)
         gateway_url = parse_store_url("gateway", gateway)
+        check_distinct(store_url, gateway_url)
         for name, url in (("store", store_url), ("gateway", gateway_url)):
             if url.scheme == "sqlite":
                 _ensure_parent(name, url.path)
@@ -300,7 +301,11 @@ class AegisPay:
         customer_id: str,
         payment_method: str,
     ) -> Payment:
-        """Create a payment once per idempotency key; the same key and parameters return it."""
+        """Create a payment once per idempotency key; the same key and parameters return it.
+
+        `amount` is exact: a string such as "19.99", a Decimal or an int, never a float.
+        `currency` is an ISO 4217 code; lowercase is accepted and upper-cased.
+        """
         command = CreatePayment.parse(
             idempotency_key=idempotency_key,
             amount=amount,

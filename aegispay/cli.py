@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 
 from rich.progress import Progress, TimeElapsedColumn
@@ -15,13 +17,25 @@ from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
 from aegispay.infra.clock import VirtualClock
-from aegispay.infra.urls import parse_store_url
+from aegispay.infra.urls import check_distinct, parse_store_url
 from aegispay.sim.chaos import run_chaos
-from aegispay.sim.crashpoints import Crossing
+from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS, check_invariants
 from aegispay.sim.workload import resume_clock, run_workload, settle
+
+EXIT_STATUS = """exit status:
+  0  done: no invariant violated, no payment left unresolved
+  1  an invariant was violated, or payments are left unresolved
+  2  bad input: an option, a URL or a database file was refused
+  3  the process crashed (simulated by a `crash` fault): run the same command again to resume
+"""
+CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume"
+# The soak's own disturbances, counted beside the gateway's fault kinds.
+CHAOS_EXTRAS = ("crash_point", "duplicate_request", "racing_duplicate", "paused_holder", "restart")
+# The tables that make a file an AegisPay store or gateway ledger: swapped files are caught.
+REQUIRED_TABLES = {"store": ("events", "payments"), "gateway": ("charges",)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,21 +46,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AegisPayError as error:
         print(f"aegispay: {error}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as error:
+        print(f"aegispay: database: {error}", file=sys.stderr)
+        return 2
+    except ProcessCrash:
+        # A simulated death: what was committed stays, and the same command resumes from it.
+        print(CRASHED, file=sys.stderr)
+        return 3
     return status
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show every option's default, and the exit status table as it is written."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aegispay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="aegispay", description=__doc__, epilog=EXIT_STATUS, formatter_class=HelpFormatter
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="tell the story of one payment, in plain words")
-    demo.add_argument("--seed", type=int, default=7)
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=EXIT_STATUS,
+            formatter_class=HelpFormatter,
+        )
+
+    demo = command("demo", "tell the story of one payment, in plain words")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the demo's ids and timings")
     demo.set_defaults(handler=demo_command)
 
-    run = commands.add_parser("run", help="create and process N seeded payments (resumable)")
+    run = command("run", "create and process N seeded payments (resumable)")
     _add_store_options(run)
-    run.add_argument("--payments", type=_positive_int, default=100)
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--payments", type=_positive_int, default=100, help="how many payments to make"
+    )
+    run.add_argument(
+        "--seed", type=int, default=0, help="seed of the payments and faults: a rerun resumes"
+    )
     run.add_argument(
         "--fault",
         action="append",
@@ -61,27 +101,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
 
-    recover = commands.add_parser("recover", help="settle payments left in flight on durable state")
+    recover = command("recover", "settle payments left in flight on durable state")
     _add_store_options(recover)
     recover.add_argument("--json", action="store_true", help="print JSON")
     recover.set_defaults(handler=recover_command)
 
-    crashpoints = commands.add_parser(
-        "crashpoints", help="crash at every boundary of every scenario, recover, check"
+    crashpoints = command(
+        "crashpoints", "crash at every boundary of every scenario, recover, check"
     )
-    crashpoints.add_argument("--seed", type=int, default=0)
+    crashpoints.add_argument("--seed", type=int, default=0, help="seed of the scenarios")
     crashpoints.add_argument("--json", action="store_true", help="print JSON")
     crashpoints.set_defaults(handler=crashpoints_command)
 
-    chaos = commands.add_parser("chaos", help="a seeded soak of every fault, then the invariants")
-    chaos.add_argument("--payments", type=_positive_int, default=1000)
-    chaos.add_argument("--seed", type=int, default=0)
-    chaos.add_argument("--store", default=None, help="event store URL (default: in memory)")
-    chaos.add_argument("--gateway", default=None, help="gateway ledger URL (default: in memory)")
+    chaos = command("chaos", "a seeded soak of every fault, then the invariants")
+    chaos.add_argument(
+        "--payments", type=_positive_int, default=1000, help="how many payments to soak"
+    )
+    chaos.add_argument(
+        "--seed", type=int, default=0, help="seed of the soak: the same seed, the same digest"
+    )
+    chaos.add_argument(
+        "--store", help="event store URL, given with --gateway; with neither, all is in memory"
+    )
+    chaos.add_argument(
+        "--gateway", help="gateway ledger URL, given with --store; with neither, all is in memory"
+    )
     chaos.add_argument("--json", action="store_true", help="print JSON (and no progress bar)")
     chaos.set_defaults(handler=chaos_command)
 
-    audit = commands.add_parser("audit", help="check the invariants on durable state")
+    audit = command("audit", "check the invariants on durable state")
     _add_store_options(audit)
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler=audit_command)
@@ -89,14 +137,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default="sqlite:///aegispay.db", help="event store URL")
     parser.add_argument(
-        "--gateway", default="sqlite:///aegispay-gateway.db", help="gateway ledger URL"
+        "--store", default="sqlite:///aegispay.db", help="event store URL (sqlite:/// or memory://)"
+    )
+    parser.add_argument(
+        "--gateway",
+        default="sqlite:///aegispay-gateway.db",
+        help="gateway ledger URL, a different file from the store",
     )
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
@@ -142,6 +197,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """Create and process N payments with keys from the seed; a rerun resumes, creating nothing."""
     faults = FailureConfig.from_pairs(args.fault)
+    _check_databases(args.store, args.gateway, existing=False)
     # Simulated time: backoffs, timeouts and breaker cool-downs pass at once, reproducibly.
     with AegisPay.open(
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
@@ -156,7 +212,10 @@ def run_command(args: argparse.Namespace) -> int:
         counters = pay.metrics.snapshot()
     summary = {
         **result.as_dict(),
-        "faults": {k[len("faults.") :]: v for k, v in counters.items() if k.startswith("faults.")},
+        "faults": _every_kind(
+            FAULT_KINDS,
+            {k[len("faults.") :]: v for k, v in counters.items() if k.startswith("faults.")},
+        ),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if args.json:
@@ -177,25 +236,77 @@ def _print_progress(index: int, payment: Payment) -> None:
     print(f"payment {index} {payment.id} {payment.state}", flush=True)
 
 
-def _require_existing(args: argparse.Namespace) -> None:
-    """A command that reads durable state must not create empty files and call them healthy."""
-    for name in ("store", "gateway"):
-        url = parse_store_url(name, getattr(args, name))
-        if url.scheme == "sqlite" and not Path(url.path).is_file():
-            raise InvalidRequest(name, "no such database file", url.path)
+def _every_kind(kinds: Sequence[str], counts: Mapping[str, int]) -> dict[str, int]:
+    """Every kind with its count, 0 when it never struck, then any other kind counted."""
+    return {**dict.fromkeys(kinds, 0), **counts}
+
+
+def _check_databases(store: str, gateway: str, *, existing: bool) -> None:
+    """Refuse one file for both, a missing file when `existing`, and a file that is not ours."""
+    urls = {
+        "store": parse_store_url("store", store),
+        "gateway": parse_store_url("gateway", gateway),
+    }
+    check_distinct(urls["store"], urls["gateway"])
+    for name, url in urls.items():
+        if url.scheme == "sqlite":
+            _check_database(name, Path(url.path), existing=existing)
+
+
+def _check_database(name: str, path: Path, *, existing: bool) -> None:
+    """Refuse a file that is not an AegisPay `name` database, and a missing one if `existing`."""
+    if not path.is_file():
+        if existing:
+            raise InvalidRequest(name, "no such database file", str(path))
+        return
+    tables = _table_names(name, path)
+    missing = [table for table in REQUIRED_TABLES[name] if table not in tables]
+    # A run may start on an empty file; a file holding other tables belongs to something else.
+    if missing and (existing or tables):
+        raise InvalidRequest(
+            name,
+            f"is not an AegisPay {name} database (missing tables {', '.join(missing)})",
+            str(path),
+        )
+
+
+def _table_names(name: str, path: Path) -> set[str]:
+    """Read a database's table names without writing a byte to it."""
+    # Without a -wal file everything is in the main file: immutable=1 reads it without creating
+    # the -wal and -shm files that a read-only open of a WAL database would leave behind. A -wal
+    # file (left by a crash) may hold tables the main file lacks, so then it is read as well.
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    uri = f"{path.resolve().as_uri()}?mode=ro{immutable}"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise InvalidRequest(
+            name, f"is not an AegisPay {name} database ({error})", str(path)
+        ) from None
+    return {str(row[0]) for row in rows}
 
 
 def recover_command(args: argparse.Namespace) -> int:
     """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
-    _require_existing(args)
+    _check_databases(args.store, args.gateway, existing=True)
     with AegisPay.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as pay:
         resume_clock(pay)
         report, passes = settle(pay)
-    result = {**report.as_dict(), "passes": passes, "unresolved_ids": report.unresolved_ids}
+    result = {
+        **report.as_dict(),
+        "passes": passes,
+        "unresolved_ids": report.unresolved_ids,
+        "halted": report.halted,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(", ".join(f"{name} {value}" for name, value in report.as_dict().items()))
+        for stream_id, reason in report.halted.items():
+            print(f"  halted {stream_id}: {reason}")
+        for payment_id in report.unresolved_ids:
+            print(f"  unresolved {payment_id}")
     return 1 if report.unresolved or report.streams_halted else 0
 
 
@@ -217,6 +328,11 @@ def crashpoints_command(args: argparse.Namespace) -> int:
 
 def chaos_command(args: argparse.Namespace) -> int:
     """Run the chaos soak; a progress bar on a terminal; exit 1 on any violation."""
+    if (args.store is None) != (args.gateway is None):
+        missing, given = ("store", "gateway") if args.store is None else ("gateway", "store")
+        raise InvalidRequest(missing, f"must be given with --{given} (or neither, in memory)")
+    if args.store is not None:
+        _check_databases(args.store, args.gateway, existing=False)
     if args.json or not sys.stdout.isatty():
         report = run_chaos(args.payments, args.seed, args.store, args.gateway)
     else:
@@ -226,12 +342,13 @@ def chaos_command(args: argparse.Namespace) -> int:
                 args.payments, args.seed, args.store, args.gateway,
                 advance=lambda: progress.advance(task),
             )  # fmt: skip
-    result = report.as_dict()
+    faults = _every_kind((*FAULT_KINDS, *CHAOS_EXTRAS), report.faults)
+    result = {**report.as_dict(), "faults": faults}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{report.payments} payments, seed {report.seed}: {report.violations} violations")
-        print(f"faults: {dict(report.faults)}")
+        print(f"faults: {faults}")
         print(f"recovery: {dict(report.recovery)}")
         print(f"digest: {report.digest}")
     return 1 if report.violations else 0
@@ -239,7 +356,7 @@ def chaos_command(args: argparse.Namespace) -> int:
 
 def audit_command(args: argparse.Namespace) -> int:
     """Check the invariants on durable state; exit 1 when any is violated."""
-    _require_existing(args)
+    _check_databases(args.store, args.gateway, existing=True)
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
         report = check_invariants(pay.event_store, pay.projections, pay.charges())
     result = report.as_dict()

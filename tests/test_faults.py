@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from aegispay.domain.charges import ChargeRequest, ChargeStatus
+from aegispay.domain.errors import InvalidRequest
 from aegispay.domain.failures import (
     GatewayError,
     GatewayNetworkError,
@@ -66,6 +67,47 @@ def test_the_seeds_timeout_switch_turns_on_timeouts_after_send_and_keeps_the_del
     assert config.timeout_delay_ms == 2_000
 
 
+@pytest.mark.parametrize(
+    ("switch", "rate_field"),
+    [("simulate_timeout", "timeout_after_rate"), ("simulate_partial_failure", "partial_rate"),
+     ("simulate_network_error", "network_rate"), ("simulate_crash", "crash_rate")],
+)  # fmt: skip
+def test_a_seed_switch_without_a_rate_means_a_rate_of_one_in_ten(
+    switch: str, rate_field: str
+) -> None:
+    assert getattr(FailureConfig.model_validate({switch: True}), rate_field) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("seed_name", "canonical"),
+    [("partial_failure_rate", "partial_rate"), ("timeout_rate", "timeout_after_rate"),
+     ("network_error_rate", "network_rate")],
+)  # fmt: skip
+def test_a_seed_name_and_its_canonical_name_with_different_values_are_refused_naming_both(
+    seed_name: str, canonical: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{canonical} and {seed_name} name the same rate"):
+        FailureConfig.model_validate({canonical: 0.5, seed_name: 0.2})
+
+
+def test_a_seed_name_and_its_canonical_name_with_the_same_value_are_accepted() -> None:
+    config = FailureConfig.model_validate({"partial_rate": 0.2, "partial_failure_rate": 0.2})
+    assert config.partial_rate == 0.2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"network_rate": True},
+        {"crash_rate": False},
+        {"simulate_timeout": True, "timeout_rate": True},
+    ],
+)
+def test_a_bool_given_as_a_rate_is_refused(fields: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be a number between 0 and 1, not a bool"):
+        FailureConfig.model_validate(fields)
+
+
 def test_exclusive_rates_adding_up_to_more_than_one_are_rejected_naming_the_kinds() -> None:
     with pytest.raises(ValueError, match="timeout_before, network, timeout_after, partial"):
         FailureConfig(partial_rate=0.7, network_rate=0.5)
@@ -95,6 +137,19 @@ def test_from_pairs_rejects_a_bad_pair_naming_the_valid_kinds(pair: str) -> None
     valid = ", ".join(FAULT_KINDS)
     with pytest.raises(ValueError, match=f"kind one of {valid}"):
         FailureConfig.from_pairs([pair])
+
+
+def test_from_pairs_refuses_a_kind_given_twice() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FailureConfig.from_pairs(["partial=0.1", "network=0.2", "partial=0.1"])
+    assert caught.value.field == "fault"
+    assert caught.value.rule == "fault 'partial' given twice"
+
+
+def test_from_pairs_states_a_broken_rule_without_pydantic_wording() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FailureConfig.from_pairs(["partial=0.7", "network=0.5"])
+    assert caught.value.rule.startswith("the rates of timeout_before, network")
 
 
 # The draws

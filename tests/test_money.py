@@ -26,6 +26,7 @@ currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
         ("1.5", "USD", 150),
         ("1.990", "USD", 199),
         (" 19.99 ", "USD", 1999),
+        ("\t5\n", "USD", 500),
     ],
 )
 def test_a_decimal_string_parses_to_exact_minor_units(
@@ -52,6 +53,8 @@ def test_money_parse_builds_money_from_a_major_unit_amount() -> None:
     [
         ("-1", "USD", "greater than zero"),
         ("-0.01", "USD", "greater than zero"),
+        ("-0", "USD", "greater than zero"),
+        (Decimal("-5"), "USD", "greater than zero"),
         ("0", "USD", "greater than zero"),
         ("0.00", "USD", "greater than zero"),
         (0, "USD", "greater than zero"),
@@ -59,16 +62,19 @@ def test_money_parse_builds_money_from_a_major_unit_amount() -> None:
         (Decimal("NaN"), "USD", "finite"),
         ("Infinity", "USD", "finite"),
         ("-Infinity", "USD", "finite"),
-        ("1.999", "USD", "decimal places"),
-        ("1.5", "JPY", "decimal places"),
+        ("inf", "USD", "finite"),
+        (Decimal("Infinity"), "USD", "finite"),
+        (Decimal("-Infinity"), "USD", "finite"),
+        (Decimal("sNaN"), "USD", "finite"),
+        ("1.999", "USD", "has more than 2 decimal places allowed for USD"),
+        ("1.5", "JPY", "must be a whole number for JPY (JPY has no minor unit)"),
         ("1.2345", "BHD", "decimal places"),
         ("abc", "USD", "decimal number"),
         ("", "USD", "decimal number"),
         ("19.99.1", "USD", "decimal number"),
-        (19.99, "USD", "floats are not exact"),
-        (True, "USD", "floats are not exact"),
-        (False, "USD", "floats are not exact"),
-        (None, "USD", "floats are not exact"),
+        (19.99, "USD", "floats are not exact: pass a string like '19.99'"),
+        (True, "USD", "must be a decimal string like '19.99', a Decimal or an int"),
+        (None, "USD", "must be a decimal string like '19.99', a Decimal or an int"),
         ("10000000000000.01", "USD", "at most"),
     ],
 )
@@ -83,10 +89,14 @@ def test_an_invalid_amount_is_rejected_naming_the_amount_field_and_the_rule(
 
 @pytest.mark.parametrize(
     "amount",
-    ["1.000000000000000000000000000001", "0.10000000000000000000000000001", "1e-999999999"],
+    [
+        "1.000000000000000000000000000001",
+        "0.10000000000000000000000000001",
+        Decimal("1e-999999999"),
+    ],
 )
 def test_extra_decimals_beyond_the_default_decimal_precision_are_rejected_not_rounded(
-    amount: str,
+    amount: str | Decimal,
 ) -> None:
     """Decimal arithmetic rounds to 28 digits; a tiny fraction must still count as a decimal."""
     with pytest.raises(InvalidRequest) as raised:
@@ -96,9 +106,42 @@ def test_extra_decimals_beyond_the_default_decimal_precision_are_rejected_not_ro
 
 def test_an_astronomically_large_exponent_is_rejected_as_too_large() -> None:
     with pytest.raises(InvalidRequest) as raised:
-        parse_amount("1e999999999", "USD")
+        parse_amount(Decimal("1e999999999"), "USD")
     assert raised.value.field == "amount"
     assert "at most" in raised.value.rule
+
+
+FULL_WIDTH_19 = "\uff11\uff19"
+ARABIC_INDIC_19 = "\u0661\u0669"
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [FULL_WIDTH_19, ARABIC_INDIC_19, "1_000", "1e2", "1E2", "+5", "5.", ".5", "1 000", "1,00",
+     "0x10", "--5"],
+)  # fmt: skip
+def test_a_string_amount_must_be_ascii_digits_with_an_optional_point_and_digits_after_it(
+    amount: str,
+) -> None:
+    """Decimal() reads full-width digits, underscores, exponents and a plus sign; we do not."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(amount, "USD")
+    assert raised.value.field == "amount"
+    assert raised.value.rule == "must be a decimal number like '19.99'"
+
+
+@pytest.mark.parametrize("amount", [None, True, False, [19], b"19.99", Fraction(1, 2)], ids=repr)
+def test_an_amount_of_the_wrong_type_lists_the_accepted_types_without_mentioning_floats(
+    amount: object,
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(amount, "USD")
+    assert raised.value.rule == "must be a decimal string like '19.99', a Decimal or an int"
+    assert "float" not in str(raised.value)
+
+
+def test_a_whole_amount_with_zero_decimals_is_accepted_for_a_currency_with_no_minor_unit() -> None:
+    assert parse_amount("1000.00", "JPY") == 1000
 
 
 @given(amount=st.decimals(allow_nan=False, allow_infinity=False), currency=currencies)

@@ -1,0 +1,259 @@
+"""The `aegispay` command: refusing the wrong files, reporting errors in one line, its output."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aegispay.cli import main
+from aegispay.sim.faults import FAULT_KINDS
+
+COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit")
+# The soak's own disturbances, reported beside the gateway's fault kinds.
+CHAOS_EXTRAS = ("crash_point", "duplicate_request", "racing_duplicate", "paused_holder", "restart")
+CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume\n"
+
+
+def store_options(tmp_path: Path, store: str = "store.db", gateway: str = "gw.db") -> list[str]:
+    return [
+        "--store",
+        f"sqlite:///{tmp_path / store}",
+        "--gateway",
+        f"sqlite:///{tmp_path / gateway}",
+    ]
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    """Every file in a directory with its bytes: what a refused command must leave as it was."""
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+@pytest.fixture
+def durable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A directory holding a store and a gateway ledger after a small clean run."""
+    assert main(["run", *store_options(tmp_path), "--payments", "3"]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+# Refusing the wrong files, without writing to them
+
+
+@pytest.mark.parametrize("command", ["audit", "recover"])
+def test_reading_commands_refuse_swapped_store_and_gateway_and_write_nothing(
+    durable: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    before = files(durable)
+    assert main([command, *store_options(durable, store="gw.db", gateway="store.db")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "aegispay: store: is not an AegisPay store database (missing tables events, payments)"
+    )
+    assert files(durable) == before
+
+
+def test_audit_refuses_a_store_given_as_the_gateway_ledger(
+    durable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (durable / "store-copy.db").write_bytes((durable / "store.db").read_bytes())
+    assert main(["audit", *store_options(durable, gateway="store-copy.db")]) == 2
+    assert "gateway: is not an AegisPay gateway database (missing tables charges)" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "rule"),
+    [(b"not a database at all, just some text\n" * 4, "(file is not a database)"),
+     (b"", "(missing tables events, payments)")],
+    ids=["a text file", "an empty file"],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["audit", "recover"])
+def test_reading_commands_refuse_a_store_that_is_not_an_aegispay_database(
+    durable: Path, capsys: pytest.CaptureFixture[str], command: str, content: bytes, rule: str
+) -> None:
+    (durable / "junk.db").write_bytes(content)
+    before = files(durable)
+    assert main([command, *store_options(durable, store="junk.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"aegispay: store: is not an AegisPay store database {rule}")
+    assert "Traceback" not in err
+    assert files(durable) == before
+
+
+@pytest.mark.parametrize("command", ["audit", "recover", "run"])
+def test_commands_refuse_one_file_for_store_and_gateway_and_create_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert main([command, *store_options(tmp_path, store="one.db", gateway="./one.db")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "aegispay: gateway: must be a different file from the store"
+    )
+    assert files(tmp_path) == {}
+
+
+def test_run_refuses_a_gateway_ledger_given_as_the_store_and_writes_nothing(
+    durable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = files(durable)
+    assert main(["run", *store_options(durable, store="gw.db", gateway="store.db")]) == 2
+    assert "store: is not an AegisPay store database" in capsys.readouterr().err
+    assert files(durable) == before
+
+
+def test_run_starts_on_an_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "store.db").touch()
+    assert main(["run", *store_options(tmp_path), "--payments", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 2
+
+
+# Errors in one line, with an exit status
+
+
+def test_chaos_on_a_text_file_is_refused_in_one_line_with_exit_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "junk.db").write_text("this is not a database, it is a shopping list\n" * 4)
+    before = files(tmp_path)
+    assert main(["chaos", "--payments", "5", *store_options(tmp_path, store="junk.db")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "aegispay: store: is not an AegisPay store database (file is not a database)"
+        f" (got '{tmp_path / 'junk.db'}')\n"
+    )
+    assert files(tmp_path) == before
+
+
+def test_a_database_error_inside_a_command_is_reported_in_one_line_with_exit_status_2(
+    durable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables with the right names but the wrong columns pass the check, then fail to read."""
+    with sqlite3.connect(durable / "odd.db") as db:
+        db.execute("CREATE TABLE events (x)")
+        db.execute("CREATE TABLE payments (y)")
+    assert main(["audit", *store_options(durable, store="odd.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aegispay: database: no such column")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("given", "missing"), [("store", "gateway"), ("gateway", "store")])
+def test_chaos_takes_store_and_gateway_together_and_names_the_missing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str, missing: str
+) -> None:
+    assert main(["chaos", f"--{given}", f"sqlite:///{tmp_path}/x.db"]) == 2
+    assert capsys.readouterr().err.startswith(f"aegispay: {missing}: must be given with --{given}")
+    assert files(tmp_path) == {}
+
+
+def test_a_run_that_crashes_exits_3_and_running_it_again_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ["run", *store_options(tmp_path), "--payments", "4", "--seed", "2"]
+    assert main([*run, "--fault", "crash=1"]) == 3
+    assert capsys.readouterr().err == CRASHED
+    assert main([*run, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unresolved"] == 0
+    assert main(["audit", *store_options(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["payments"] == 4
+
+
+def test_a_payment_count_that_is_not_a_number_is_refused_with_exit_status_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["chaos", "--payments", "many"])
+    assert exited.value.code == 2
+    assert "--payments: must be a whole number (got 'many')" in capsys.readouterr().err
+
+
+# Help
+
+
+def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_of_every_command_has_a_help_text_showing_its_default(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse shows a default only beside a help text, so each entry must end with one."""
+    text = help_of(command, capsys)
+    options = text.split("options:\n")[1].split("\n\n")[0]
+    entries = re.split(r"\n(?=  -)", options)
+    assert entries[0].strip().startswith("-h, --help")
+    assert len(entries) == 1 + len(re.findall(r"\[--", text.split("\n\n")[0]))
+    for entry in entries[1:]:
+        assert "(default:" in entry, entry
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_help_of_every_command_lists_the_exit_statuses(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = help_of(command, capsys)
+    for status in ("0  done", "1  an invariant was violated", "2  bad input", "3  the process"):
+        assert status in text
+
+
+# What the commands print
+
+
+def crash_then_damage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Leave one payment in flight (a crash after the charge), then delete its second event."""
+    assert main(["run", *store_options(tmp_path), "--payments", "1", "--fault", "crash=1"]) == 3
+    capsys.readouterr()
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        (stream_id,) = db.execute("SELECT DISTINCT stream_id FROM events").fetchone()
+        db.execute("DELETE FROM events WHERE version = 2")
+    return str(stream_id)
+
+
+def test_recover_json_names_each_halted_stream_with_its_reason_and_the_unresolved_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = crash_then_damage(tmp_path, capsys)
+    assert main(["recover", *store_options(tmp_path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["halted"]) == [damaged]
+    assert "version gap" in report["halted"][damaged]
+    assert report["unresolved_ids"] == []
+
+
+def test_recover_text_names_each_halted_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = crash_then_damage(tmp_path, capsys)
+    assert main(["recover", *store_options(tmp_path)]) == 1
+    assert f"halted {damaged}: " in capsys.readouterr().out
+
+
+def test_recover_json_on_healthy_state_has_no_halted_stream_and_no_unresolved_id(
+    durable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recover", *store_options(durable), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["halted"], report["unresolved_ids"]) == ({}, [])
+
+
+def test_chaos_json_lists_every_fault_kind_with_zero_when_it_never_struck(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["chaos", "--payments", "3", "--json"]) == 0
+    faults = json.loads(capsys.readouterr().out)["faults"]
+    assert list(faults)[: len(FAULT_KINDS) + len(CHAOS_EXTRAS)] == [*FAULT_KINDS, *CHAOS_EXTRAS]
+    assert 0 in faults.values()
+
+
+def test_run_json_lists_every_fault_kind_with_zero_when_it_never_struck(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", *store_options(tmp_path), "--payments", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faults"] == dict.fromkeys(FAULT_KINDS, 0)
