@@ -33,6 +33,10 @@ class PaymentService:
         ):
             outcome = workflows.create_payment(self.ports, command).unsafe_run()
         self.ports.metrics.increment("payments.created" if outcome.created else "payments.replayed")
+        self.ports.logger.log(
+            "info", "payment created" if outcome.created else "duplicate request answered",
+            payment=outcome.payment.id, key=command.idempotency_key,
+        )  # fmt: skip
         return outcome
 
     def process(self, payment_id: str) -> Payment:
@@ -40,7 +44,10 @@ class PaymentService:
         with with_lock(self.locks, f"payment:{payment_id}", self._owner(), LOCK_TTL, LOCK_WAIT):
             for _ in range(MAX_STALE_WRITES):
                 try:
-                    return workflows.process_payment(self.ports, payment_id).unsafe_run()
+                    payment = workflows.process_payment(self.ports, payment_id).unsafe_run()
+                    self.ports.logger.log("info", "payment processed", payment=payment_id,
+                                          state=payment.state.value)  # fmt: skip
+                    return payment
                 except ConcurrencyError:
                     # Another process moved the payment on (our lease ran out while we were
                     # paused, or it never saw our lock): the fence refused our stale write.

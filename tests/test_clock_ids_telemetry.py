@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from aegispay import AegisPay
 from aegispay.infra.clock import EPOCH, SystemClock, VirtualClock
 from aegispay.infra.ids import RandomIdGenerator, SeededIdGenerator
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
@@ -59,3 +60,24 @@ def test_the_logger_keeps_lines_with_their_fields_and_time() -> None:
         logger.log("info", "step", n=n)
     assert [line.fields["n"] for line in logger.lines] == [1, 2]
     assert "step n=2" in str(logger.lines[-1])
+
+
+def test_a_virtual_clock_refuses_to_sleep_a_negative_time() -> None:
+    with pytest.raises(ValueError, match="seconds: must not be negative"):
+        VirtualClock().sleep(-5)
+
+
+def test_the_engine_logs_what_it_did_for_a_notebook_to_print() -> None:
+    pay = AegisPay.in_memory()
+    payment = pay.create_payment(
+        idempotency_key="k", amount="1.00", currency="USD", customer_id="c", payment_method="tok_x"
+    )
+    pay.create_payment(
+        idempotency_key="k", amount="1.00", currency="USD", customer_id="c", payment_method="tok_x"
+    )
+    pay.process_payment(payment.id)
+    assert [line.message for line in pay.logger.lines] == [
+        "payment created",
+        "duplicate request answered",
+        "payment processed",
+    ]

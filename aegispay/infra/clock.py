@@ -44,6 +44,8 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         """Record the sleep and advance time by it, instantly."""
+        if seconds < 0:
+            raise ValueError(f"seconds: must not be negative (got {seconds})")
         if seconds > 0:
             self.slept.append(seconds)
             self.advance(seconds)
