@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,19 +30,16 @@ logging.getLogger("aegispay").addHandler(logging.NullHandler())
 
 
 class MemoryLogger:
-    """Keeps every line in memory (bounded), and forwards to stdlib logging."""
+    """Keeps the last `keep` lines in memory, and forwards each to stdlib logging."""
 
     def __init__(self, clock: Clock, keep: int = 10_000) -> None:
         self._clock = clock
-        self._keep = keep
-        self.lines: list[LogLine] = []
+        self.lines: deque[LogLine] = deque(maxlen=keep)
         self._stdlib = logging.getLogger("aegispay")
 
     def log(self, level: str, message: str, **fields: object) -> None:
         """Record a line and pass it to the `aegispay` stdlib logger."""
         self.lines.append(LogLine(self._clock.now(), level, message, fields))
-        if len(self.lines) > self._keep:
-            del self.lines[: len(self.lines) - self._keep]
         self._stdlib.log(logging.getLevelName(level.upper()), "%s %s", message, fields)
 
 

@@ -47,29 +47,32 @@ def _same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
 
 
 class InMemoryLedger:
-    """A ledger in a dict; it lives as long as the process (or the notebook kernel)."""
+    """A ledger in dicts, indexed three ways; it lives as long as the process (or the kernel)."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, ChargeRecord] = {}
+        self._by_reference: dict[str, ChargeRecord] = {}
+        self._by_transaction: dict[str, ChargeRecord] = {}
         self._lock = threading.Lock()
 
     def record(self, charge: ChargeRecord) -> ChargeRecord:
         """Store the charge once per idempotency key."""
         with self._lock:
             held = self._by_key.setdefault(charge.idempotency_key, charge)
+            if held is charge:
+                self._by_reference.setdefault(charge.merchant_reference, charge)
+                self._by_transaction.setdefault(charge.transaction_id, charge)
         return _same_request(held, charge)
 
     def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
-        """Find a charge by our payment id."""
+        """Find a charge by our payment id (the first one, if there were several)."""
         with self._lock:
-            found = [c for c in self._by_key.values() if c.merchant_reference == merchant_reference]
-        return found[0] if found else None
+            return self._by_reference.get(merchant_reference)
 
     def by_transaction(self, transaction_id: str) -> ChargeRecord | None:
         """Find a charge by its transaction id."""
         with self._lock:
-            found = [c for c in self._by_key.values() if c.transaction_id == transaction_id]
-        return found[0] if found else None
+            return self._by_transaction.get(transaction_id)
 
     def all(self) -> list[ChargeRecord]:
         """Every charge in insertion order."""
