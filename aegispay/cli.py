@@ -1,4 +1,4 @@
-"""The `aegispay` command: a demo story, seeded runs over durable stores, and an audit."""
+"""The `aegispay` command: demo, run, audit, recover, crashpoints and chaos."""
 
 from __future__ import annotations
 
