@@ -60,6 +60,15 @@ class MemoryMetrics:
         with self._lock:
             return self._counts[name]
 
+    def counts(self, prefix: str) -> dict[str, int]:
+        """The counters whose names start with `prefix`, named without it."""
+        with self._lock:
+            return {
+                name[len(prefix) :]: count
+                for name, count in sorted(self._counts.items())
+                if name.startswith(prefix)
+            }
+
     def snapshot(self) -> dict[str, int]:
         """Return every counter, sorted by name."""
         with self._lock:

@@ -104,7 +104,7 @@ def recheck_halted(ports: Ports, report: RecoveryReport) -> None:
         rebuilt = _replay(ports, stream_id, report)
         if rebuilt is not None:
             ports.projections.clear_halted(stream_id)
-            _write_row(ports, rebuilt, report)
+            _write_row(ports, rebuilt, _row(ports, stream_id), report)
 
 
 def repair_projections(ports: Ports, after_position: int, report: RecoveryReport) -> None:
@@ -115,7 +115,7 @@ def repair_projections(ports: Ports, after_position: int, report: RecoveryReport
             continue
         rebuilt = _replay(ports, stream_id, report)
         if rebuilt is not None:
-            _write_row(ports, rebuilt, report)
+            _write_row(ports, rebuilt, row, report)
 
 
 def settle(ports: Ports, service: PaymentService, payment_id: str, report: RecoveryReport) -> None:
@@ -128,7 +128,7 @@ def settle(ports: Ports, service: PaymentService, payment_id: str, report: Recov
         return
     if stored is not None and stored.state.is_terminal:
         # Settled long ago; only its row lagged behind (written before the checkpoint).
-        _write_row(ports, stored, report)
+        _write_row(ports, stored, _row(ports, payment_id), report)
         return
     report.found += 1
     try:
@@ -159,8 +159,9 @@ def rebuild_projections(ports: Ports) -> RecoveryReport:
     streams = ports.events.stream_ids()
     for stream_id in streams:
         rebuilt = _replay(ports, stream_id, report)
-        if rebuilt is not None and _row(ports, stream_id) != rebuilt:
-            _write_row(ports, rebuilt, report)
+        row = _row(ports, stream_id)
+        if rebuilt is not None and row != rebuilt:
+            _write_row(ports, rebuilt, row, report)
     known = set(streams)
     for payment_id in ports.projections.ids_in_states(tuple(PaymentState)):
         if payment_id not in known:
@@ -187,14 +188,15 @@ def _row(ports: Ports, payment_id: str) -> Payment | None:
         return None
 
 
-def _write_row(ports: Ports, payment: Payment, report: RecoveryReport) -> None:
-    """Write a rebuilt row; a failed write is counted and the next run retries it."""
+def _write_row(
+    ports: Ports, payment: Payment, current: Payment | None, report: RecoveryReport
+) -> None:
+    """Write a rebuilt row over `current`; a failed write is counted and retried next run."""
     try:
-        ports.projections.save(payment)
-        if _row(ports, payment.id) != payment:
-            # The stored row claims a newer version than the events hold: replace it.
+        if current is not None and current.version > payment.version:
+            # The stored row claims a newer version than the events hold: save would keep it.
             ports.projections.delete(payment.id)
-            ports.projections.save(payment)
+        ports.projections.save(payment)
     except Exception as error:  # a failed repair is retried by the next run
         ports.logger.log("warning", "projection repair failed", payment=payment.id, error=error)
         report.repairs_failed += 1

@@ -16,7 +16,7 @@ from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import PaymentNotFound
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.faults import FailureConfig, ScheduledFault
-from aegispay.sim.invariants import check_invariants, event_log_digest
+from aegispay.sim.invariants import event_log_digest
 from aegispay.sim.workload import settle
 
 KEY = "order-1"
@@ -186,7 +186,7 @@ def _recover_and_check(pay: AegisPay, scenario: Scenario, acknowledged: Acknowle
 
 def _settled_violations(pay: AegisPay, when: str) -> list[str]:
     report, _ = settle(pay)
-    found = check_invariants(pay.event_store, pay.projections, pay.charges()).details
+    found = pay.check_invariants().details
     found += [f"unresolved: {payment_id}" for payment_id in report.unresolved_ids]
     return [f"{when}: {violation}" for violation in found]
 

@@ -12,7 +12,6 @@ import ipywidgets as w
 from aegispay.app import AegisPay
 from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
 from aegispay.sim.faults import EXCLUSIVE_KINDS, FailureConfig
-from aegispay.sim.invariants import check_invariants
 
 
 class FaultPanel:
@@ -101,6 +100,6 @@ class CrashLab:
     def recover(self) -> None:
         """Run recovery and check every invariant."""
         report = self.pay.recover()
-        found = check_invariants(self.pay.event_store, self.pay.projections, self.pay.charges())
+        found = self.pay.check_invariants()
         self.say(f"recovered: {report.as_dict()}")
         self.say(f"invariants: {found.violations} violation(s); charges: {len(self.pay.charges())}")
