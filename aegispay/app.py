@@ -160,6 +160,8 @@ class AegisPay:
             name: FaultInjector(settings.faults, clock, self.metrics, settings.seed_for(name))
             for name in storage.ledgers
         }
+        for injector in self.faults.values():
+            injector.on_the_wire = self._on_the_wire
         self.gateways = {
             name: SimulatedGateway(name, ledger, clock, self.faults[name])
             for name, ledger in storage.ledgers.items()
@@ -179,6 +181,9 @@ class AegisPay:
         self._service = PaymentService(
             self.ports, cast(LockManager, self._crossing("locks", self.locks))
         )
+
+    def _on_the_wire(self, operation: str) -> None:
+        self.crashpoints.cross(f"gateway.{operation}", "inside")
 
     def _crossing(self, port: str, adapter: object) -> Boundaries:
         return Boundaries(port, adapter, self.crashpoints)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aegispay.domain.events import (
+    CancelConfirmed,
+    CancelRequested,
     ChargeConfirmed,
     ChargeNotFound,
     DeclineConfirmed,
@@ -68,6 +70,12 @@ _BUILDERS: dict[str, Callable[[str, datetime], PaymentEvent]] = {
         payment_id=pid, occurred_at=when, reason="card_declined"
     ),
     "ChargeNotFound": lambda pid, when: ChargeNotFound(payment_id=pid, occurred_at=when),
+    "CancelRequested": lambda pid, when: CancelRequested(
+        payment_id=pid, occurred_at=when, gateway="sim", reason="gateway_unavailable: network"
+    ),
+    "CancelConfirmed": lambda pid, when: CancelConfirmed(
+        payment_id=pid, occurred_at=when, reason="gateway_unavailable: network"
+    ),
 }
 
 EVENT_TYPES: tuple[str, ...] = tuple(_BUILDERS)

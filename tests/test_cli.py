@@ -14,7 +14,10 @@ from aegispay.sim.faults import FAULT_KINDS
 
 COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit")
 # The soak's own disturbances, reported beside the gateway's fault kinds.
-CHAOS_EXTRAS = ("crash_point", "duplicate_request", "racing_duplicate", "paused_holder", "restart")
+CHAOS_EXTRAS = (
+    "crash_point", "duplicate_request", "racing_duplicate", "paused_holder",
+    "concurrent_recovery", "restart",
+)  # fmt: skip
 CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume\n"
 
 

@@ -46,6 +46,32 @@ class GatewayContract:
         assert len(gateway.charges()) == 1
         assert gateway.calls == 2
 
+    def test_a_cancel_before_any_charge_fences_the_reference_for_good(
+        self, gateway: SimulatedGateway
+    ) -> None:
+        cancelled = gateway.cancel("pay_1")
+        assert cancelled.status is ChargeStatus.CANCELLED
+        assert (cancelled.amount, cancelled.idempotency_key) == (None, None)
+        refused = gateway.charge(request())
+        assert refused == cancelled
+        assert not refused.charged
+        assert gateway.status("pay_1") == cancelled
+        assert gateway.cancel("pay_1") == cancelled
+        assert gateway.charges() == [cancelled]
+
+    def test_a_cancel_after_a_charge_or_a_decline_answers_what_is_held(
+        self, gateway: SimulatedGateway
+    ) -> None:
+        charged = gateway.charge(request("pay_1"))
+        declined = gateway.charge(request("pay_2", method="tok_decline"))
+        assert gateway.cancel("pay_1") == charged
+        assert gateway.cancel("pay_2") == declined
+        assert gateway.charges() == [charged, declined]
+
+    def test_a_cancel_touches_only_its_own_reference(self, gateway: SimulatedGateway) -> None:
+        gateway.cancel("pay_1")
+        assert gateway.charge(request("pay_2")).charged
+
     def test_the_same_key_for_another_amount_is_refused(self, gateway: SimulatedGateway) -> None:
         gateway.charge(request())
         with pytest.raises(GatewayIdempotencyMismatch):
@@ -98,3 +124,15 @@ def test_the_sqlite_ledger_outlives_the_process_that_wrote_it(tmp_path: Path) ->
     assert reopened.status("pay_1") == record
     assert reopened.charge(request()) == record
     assert len(reopened.charges()) == 1
+
+
+def test_a_cancellation_in_the_sqlite_ledger_fences_the_reference_in_another_process(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "gateway.db")
+    first = SQLiteLedger(path)
+    cancelled = SimulatedGateway("primary", first, VirtualClock()).cancel("pay_1")
+    first.close()
+    reopened = SimulatedGateway("primary", SQLiteLedger(path), VirtualClock())
+    assert reopened.charge(request()) == cancelled
+    assert reopened.charges() == [cancelled]

@@ -9,6 +9,7 @@ import pytest
 from aegispay import (
     AegisPay,
     BreakerConfig,
+    ChargeStatus,
     FailureConfig,
     InvalidRequest,
     Payment,
@@ -62,20 +63,28 @@ def started_but_never_sent(pay: AegisPay, key: str) -> Payment:
 def test_under_total_network_failure_the_breaker_opens_fails_fast_and_one_probe_closes_it() -> None:
     pay = AegisPay.in_memory(seed=5, faults=FailureConfig(network_rate=1.0))
     breaker = pay.circuit_breaker("primary")
-    n = 0
-    while breaker.state is not BreakerState.OPEN:
+    first = pay.process_payment(create(pay, "k1").id)
+    # Started, never charged by us, but the cancel that would make FAILURE safe cannot be sent.
+    assert first.state is PaymentState.CANCELLING
+    assert first.last_error is not None
+    assert first.last_error.startswith("gateway_unavailable")
+    assert breaker.state is BreakerState.OPEN
+    calls_when_opened = pay.gateways["primary"].calls
+    assert calls_when_opened == breaker.config.failure_threshold
+
+    n = 1
+    while pay.circuit_breaker("fallback").state is not BreakerState.OPEN:
         n += 1
+        assert pay.process_payment(create(pay, f"k{n}").id).state is PaymentState.CANCELLING
+    cancelling = n
+    for n in range(10, 14):  # both OPEN: nothing is started or sent, the payment fails fast
         failed = pay.process_payment(create(pay, f"k{n}").id)
         assert failed.state is PaymentState.FAILURE
         assert failed.failure_reason is not None
         assert failed.failure_reason.startswith("gateway_unavailable")
-    calls_when_opened = pay.gateways["primary"].calls
-    assert calls_when_opened == breaker.config.failure_threshold
-
-    for n in range(10, 14):  # OPEN: the primary is never called, nothing is charged
-        assert pay.process_payment(create(pay, f"k{n}").id).state is PaymentState.FAILURE
+        assert failed.gateway is None
     assert pay.gateways["primary"].calls == calls_when_opened
-    assert pay.charges() == []
+    assert not [c for c in pay.charges() if c.charged]
 
     pay.set_faults(FailureConfig())
     pay.clock.advance(breaker.config.timeout)
@@ -92,6 +101,12 @@ def test_under_total_network_failure_the_breaker_opens_fails_fast_and_one_probe_
     assert "5 consecutive failures" in opened.cause
     assert probing.at - opened.at >= timedelta(seconds=60)
     assert closed.cause == "probe succeeded"
+
+    report = pay.recover()  # the gateways answer again: every asked-for cancel is confirmed
+    assert (report.found, report.failed, report.unresolved) == (cancelling, cancelling, 0)
+    assert pay.list_payments("CANCELLING") == []
+    assert pay.get_payment(first.id).failure_reason == first.last_error
+    assert pay.events(first.id)[-1].type == "CancelConfirmed"
 
 
 def test_a_payment_never_sent_to_an_open_primary_goes_to_the_fallback() -> None:
@@ -249,8 +264,9 @@ def test_retry_and_breaker_can_be_configured_per_gateway() -> None:
     assert pay.circuit_breaker("primary").config == BreakerConfig()
     pay.set_faults(schedule(("network", 1, "charge")), gateway="primary")
     payment = pay.process_payment(create(pay, "k").id)
-    assert payment.gateway == "fallback"  # no retry at the primary: straight to the fallback
-    assert pay.gateways["primary"].calls == 1
+    assert payment.gateway == "fallback"  # no retry at the primary: a cancel, then the fallback
+    assert pay.gateways["primary"].calls == 2
+    assert [c.status for c in pay.gateways["primary"].charges()] == [ChargeStatus.CANCELLED]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from aegispay.domain.errors import InvalidTransition
 from aegispay.domain.payment import Payment, evolve, replay, start
-from aegispay.domain.states import TRANSITIONS, PaymentState
+from aegispay.domain.states import IN_FLIGHT, TRANSITIONS, PaymentState
 from tests.factories_core import (
     EVENT_TYPES,
     HAPPY_PATH,
@@ -27,7 +27,7 @@ FORBIDDEN = [
     for event in EVENT_TYPES
     if event not in TRANSITIONS[state]
 ]
-VERIFICATION_EVENTS = {"ChargeConfirmed", "DeclineConfirmed", "ChargeNotFound"}
+VERIFICATION_EVENTS = {"ChargeConfirmed", "DeclineConfirmed", "CancelConfirmed", "ChargeNotFound"}
 
 
 def payment_in(state: PaymentState) -> Payment:
@@ -70,10 +70,30 @@ def test_unknown_is_left_only_through_verification_events() -> None:
     assert set(TRANSITIONS[S.UNKNOWN]) == VERIFICATION_EVENTS
 
 
-def test_unknown_reaches_failure_only_when_the_gateway_confirms_a_decline() -> None:
+def test_unknown_reaches_failure_only_when_the_gateway_confirms_a_decline_or_a_cancel() -> None:
     """Never guess: an unknown outcome becomes FAILURE only on the gateway's word."""
     to_failure = {event for event, target in TRANSITIONS[S.UNKNOWN].items() if target == S.FAILURE}
-    assert to_failure == {"DeclineConfirmed"}
+    assert to_failure == {"DeclineConfirmed", "CancelConfirmed"}
+
+
+def test_once_processing_started_failure_follows_only_a_decline_or_a_confirmed_cancel() -> None:
+    """PaymentFailed after ProcessingStarted is the gateway's answer to our charge: a decline."""
+    for state in (S.PROCESSING, S.UNKNOWN, S.CANCELLING):
+        to_failure = {event for event, target in TRANSITIONS[state].items() if target == S.FAILURE}
+        assert to_failure <= {"PaymentFailed", "DeclineConfirmed", "CancelConfirmed"}, state
+    assert "PaymentFailed" not in TRANSITIONS[S.CANCELLING]
+
+
+def test_cancelling_is_left_only_through_what_the_gateway_answered_a_cancel() -> None:
+    assert set(TRANSITIONS[S.CANCELLING]) == {
+        "CancelConfirmed", "ChargeConfirmed", "DeclineConfirmed", "PaymentRerouted",
+    }  # fmt: skip
+    assert S.CANCELLING in IN_FLIGHT
+
+
+def test_only_a_confirmed_cancel_lets_a_payment_move_to_another_gateway() -> None:
+    rerouting = {state for state, exits in TRANSITIONS.items() if "PaymentRerouted" in exits}
+    assert rerouting == {S.CANCELLING}
 
 
 def test_replay_of_the_happy_path_gives_a_successful_payment_at_version_4() -> None:

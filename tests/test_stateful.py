@@ -35,7 +35,7 @@ from aegispay import (
 )
 from aegispay.domain.payment import replay
 from aegispay.recovery import coordinator
-from aegispay.sim.crashpoints import SIDES, Side
+from aegispay.sim.crashpoints import Side, sides_of
 from aegispay.sim.invariants import check_invariants
 from aegispay.sim.workload import settle
 
@@ -115,7 +115,11 @@ Crash = tuple[str, Side, int]
 
 def crashes(boundaries: tuple[str, ...]) -> st.SearchStrategy[Crash]:
     """A crash point: a boundary the action crosses, a side, and which crossing (1 to 3)."""
-    return st.tuples(st.sampled_from(boundaries), st.sampled_from(SIDES), st.integers(1, 3))
+    return st.sampled_from(boundaries).flatmap(
+        lambda boundary: st.tuples(
+            st.just(boundary), st.sampled_from(sides_of(boundary)), st.integers(1, 3)
+        )
+    )
 
 
 # The crash points of a first process call that fall in the charge window: ProcessingStarted

@@ -8,6 +8,8 @@ from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.commands import CreatePayment
 from aegispay.domain.errors import IdempotencyKeyConflict
 from aegispay.domain.events import (
+    CancelConfirmed,
+    CancelRequested,
     ChargeConfirmed,
     ChargeNotFound,
     DeclineConfirmed,
@@ -71,14 +73,25 @@ def start_processing(payment: Payment, gateway: str, at: datetime) -> Processing
 
 
 def reroute(payment: Payment, gateway: str, reason: str, at: datetime) -> PaymentRerouted:
-    """Move a never-sent charge to another gateway."""
+    """Move a charge whose first gateway confirmed the cancel to another gateway."""
     return PaymentRerouted(payment_id=payment.id, occurred_at=at, gateway=gateway, reason=reason)
 
 
 def gateway_unavailable(payment: Payment, reason: str, at: datetime) -> PaymentFailed:
-    """Fail a payment whose charge was certainly never made: no gateway would take it."""
+    """Fail a payment before ProcessingStarted: no charge was ever sent, by anyone."""
     return PaymentFailed(
         payment_id=payment.id, occurred_at=at, reason=f"gateway_unavailable: {reason}"
+    )
+
+
+def request_cancel(payment: Payment, reason: str, at: datetime) -> CancelRequested:
+    """Give up on the charge: record that we ask the gateway to cancel our reference."""
+    assert payment.gateway is not None, "only a payment whose processing started is cancelled"
+    return CancelRequested(
+        payment_id=payment.id,
+        occurred_at=at,
+        gateway=payment.gateway,
+        reason=f"gateway_unavailable: {reason}",
     )
 
 
@@ -99,12 +112,14 @@ def charge_request(payment: Payment) -> ChargeRequest:
 
 def charge_outcome(
     payment: Payment, record: ChargeRecord, at: datetime
-) -> PaymentSucceeded | PaymentFailed:
-    """The gateway answered a charge: succeeded or declined."""
+) -> PaymentSucceeded | PaymentFailed | CancelConfirmed:
+    """The gateway answered a charge: succeeded, declined, or refused as cancelled."""
     if record.charged:
         return PaymentSucceeded(
             payment_id=payment.id, occurred_at=at, transaction_id=record.transaction_id
         )
+    if record.cancelled:
+        return cancel_confirmed(payment, at)
     return PaymentFailed(
         payment_id=payment.id, occurred_at=at, reason=record.decline_reason or "declined"
     )
@@ -112,14 +127,22 @@ def charge_outcome(
 
 def verification_outcome(
     payment: Payment, record: ChargeRecord | None, at: datetime
-) -> ChargeConfirmed | DeclineConfirmed | ChargeNotFound:
-    """The gateway answered a status lookup: charged, declined, or never seen."""
+) -> ChargeConfirmed | DeclineConfirmed | CancelConfirmed | ChargeNotFound:
+    """The gateway answered a status lookup or a cancel: charged, declined, cancelled, unseen."""
     if record is None:
         return ChargeNotFound(payment_id=payment.id, occurred_at=at)
     if record.charged:
         return ChargeConfirmed(
             payment_id=payment.id, occurred_at=at, transaction_id=record.transaction_id
         )
+    if record.cancelled:
+        return cancel_confirmed(payment, at)
     return DeclineConfirmed(
         payment_id=payment.id, occurred_at=at, reason=record.decline_reason or "declined"
     )
+
+
+def cancel_confirmed(payment: Payment, at: datetime) -> CancelConfirmed:
+    """The gateway cancelled our reference: nothing was charged and nothing can be any more."""
+    reason = payment.last_error or "cancelled"
+    return CancelConfirmed(payment_id=payment.id, occurred_at=at, reason=reason)

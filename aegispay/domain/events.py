@@ -44,7 +44,7 @@ class ProcessingStarted(Event):
 
 
 class PaymentRerouted(Event):
-    """The charge never reached its gateway (breaker open, unreachable): another takes it."""
+    """The first gateway confirmed it cancelled our reference, so another may take the charge."""
 
     type: Literal["PaymentRerouted"] = "PaymentRerouted"
     gateway: str
@@ -59,7 +59,7 @@ class PaymentSucceeded(Event):
 
 
 class PaymentFailed(Event):
-    """The payment failed definitively: declined, or refused before any charge was sent."""
+    """The payment failed definitively: declined, or refused before ProcessingStarted."""
 
     type: Literal["PaymentFailed"] = "PaymentFailed"
     reason: str
@@ -92,6 +92,21 @@ class ChargeNotFound(Event):
     type: Literal["ChargeNotFound"] = "ChargeNotFound"
 
 
+class CancelRequested(Event):
+    """We give up on the charge and ask the gateway to cancel our reference: recorded first."""
+
+    type: Literal["CancelRequested"] = "CancelRequested"
+    gateway: str
+    reason: str
+
+
+class CancelConfirmed(Event):
+    """The gateway cancelled our reference: it never charged it and will refuse it from now on."""
+
+    type: Literal["CancelConfirmed"] = "CancelConfirmed"
+    reason: str
+
+
 PaymentEvent = Annotated[
     PaymentInitiated
     | PaymentAuthenticated
@@ -102,7 +117,9 @@ PaymentEvent = Annotated[
     | GatewayOutcomeUnknown
     | ChargeConfirmed
     | DeclineConfirmed
-    | ChargeNotFound,
+    | ChargeNotFound
+    | CancelRequested
+    | CancelConfirmed,
     Field(discriminator="type"),
 ]
 

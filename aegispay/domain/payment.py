@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from aegispay.domain.errors import InvalidTransition
 from aegispay.domain.events import (
+    CancelConfirmed,
+    CancelRequested,
     ChargeConfirmed,
     DeclineConfirmed,
     GatewayOutcomeUnknown,
@@ -83,9 +85,13 @@ def evolve(payment: Payment, event: PaymentEvent) -> Payment:
             changes["gateway"] = gateway
         case PaymentSucceeded(transaction_id=txn) | ChargeConfirmed(transaction_id=txn):
             changes |= {"transaction_id": txn, "last_error": None}
-        case PaymentFailed(reason=reason) | DeclineConfirmed(reason=reason):
+        case (
+            PaymentFailed(reason=reason)
+            | DeclineConfirmed(reason=reason)
+            | CancelConfirmed(reason=reason)
+        ):
             changes["failure_reason"] = reason
-        case GatewayOutcomeUnknown(reason=reason):
+        case GatewayOutcomeUnknown(reason=reason) | CancelRequested(reason=reason):
             changes["last_error"] = reason
     return payment.model_copy(update=changes)
 

@@ -132,6 +132,13 @@ class PaymentGateway(Protocol):
         """Look a charge up by our payment id; None when the gateway never saw it."""
         ...
 
+    def cancel(self, merchant_reference: str) -> ChargeRecord:
+        """Cancel our reference unless it was charged or declined; return what is held for it.
+
+        Once the answer is a cancellation, every later charge with the reference is refused.
+        """
+        ...
+
 
 class Gateways(Protocol):
     """The gateways a payment may be sent to, in priority order, and the routing rule."""

@@ -112,6 +112,9 @@ def advance(ports: Ports, payment: Payment) -> IO[Payment]:
         case PaymentState.PROCESSING | PaymentState.UNKNOWN:
             # An earlier attempt may have sent the charge: ask the gateway before sending.
             return verify_with_gateway(ports, payment)
+        case PaymentState.CANCELLING:
+            # A cancel was asked for and never answered: ask again, it is idempotent.
+            return cancel(ports, payment)
         case _:
             return IO.of(payment)
 
@@ -126,6 +129,7 @@ def start_processing(ports: Ports, payment: Payment) -> IO[Payment]:
 
     def begin(route: str | None) -> IO[Payment]:
         if route is None:
+            # The fast path: nothing was recorded as started, so nobody can have sent a charge.
             reason = "every gateway's breaker is open"
             return record(
                 ports, payment, lambda at: decisions.gateway_unavailable(payment, reason, at)
@@ -140,8 +144,8 @@ def start_processing(ports: Ports, payment: Payment) -> IO[Payment]:
 def charge(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) -> IO[Payment]:
     """Send the charge with the payment's idempotency key and settle on the answer.
 
-    `tried` names the gateways this call has sent the payment to since recording that it was
-    never sent anywhere else; only such a payment may be rerouted.
+    `tried` names the gateways this call has sent the payment to; after a confirmed cancel,
+    the payment may move on to a gateway not yet tried.
     """
     assert payment.gateway is not None, "a charge goes to the gateway ProcessingStarted named"
     gateway = ports.gateways.get(payment.gateway)
@@ -165,21 +169,47 @@ def _settle_charge(
         return record(
             ports, payment, lambda at: decisions.outcome_unknown(payment, str(error), at)
         ).flat_map(lambda p: verify_with_gateway(ports, p))
-    # Certainly not charged: retries ran out, the breaker refused, or the gateway said no.
+    # Our request certainly never left (retries ran out, the breaker refused), but another
+    # actor's may still be on the wire: only a confirmed cancel makes giving up safe.
     kind = kind_of(error)
-    fallback = ports.gateways.route(exclude=tried) if tried else None
-    if fallback is not None:
+    return record(ports, payment, lambda at: decisions.request_cancel(payment, kind, at)).flat_map(
+        lambda p: cancel(ports, p, tried)
+    )
+
+
+def cancel(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) -> IO[Payment]:
+    """Ask the payment's gateway to cancel our reference and settle on its answer.
+
+    Cancelled: FAILURE is safe, or, within the call that first sent the payment, another gateway
+    not yet tried takes it. Charged or declined first: that answer settles the payment.
+    Unreachable: the payment stays CANCELLING for a later recovery.
+    """
+    assert payment.gateway is not None, "only a payment whose processing started is cancelled"
+    gateway = ports.gateways.get(payment.gateway)
+
+    def settle(result: Result[ChargeRecord]) -> IO[Payment]:
+        if isinstance(result, Err):
+            return unresolved(ports, payment, result.error)
+        held = result.value
+        fallback = ports.gateways.route(exclude=tried) if tried and held.cancelled else None
+        if fallback is not None:
+            reason = f"{payment.gateway} cancelled our reference: {payment.last_error}"
+            return record(
+                ports, payment, lambda at: decisions.reroute(payment, fallback, reason, at)
+            ).flat_map(lambda p: charge(ports, p, tried | {fallback}))
         return record(
-            ports, payment, lambda at: decisions.reroute(payment, fallback, kind, at)
-        ).flat_map(lambda p: charge(ports, p, tried | {fallback}))
-    return record(ports, payment, lambda at: decisions.gateway_unavailable(payment, kind, at))
+            ports, payment, lambda at: decisions.verification_outcome(payment, held, at)
+        ).flat_map(lambda p: _counted(ports, f"cancel.{_verdict(held)}", p))
+
+    return IO.delay(lambda: gateway.cancel(payment.id)).attempt().flat_map(settle)
 
 
 def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
     """Ask the payment's gateway by merchant reference and settle on its answer.
 
-    Charged or declined settles the payment. Never seen: the charge is re-driven with the same
-    idempotency key, which the gateway deduplicates. Unreachable: the payment stays UNKNOWN.
+    Charged, declined or cancelled settles the payment. Never seen means "not yet": the charge
+    is re-driven with the same idempotency key, which the gateway deduplicates (and giving up
+    on it goes through a cancel). Unreachable: the payment stays UNKNOWN.
     """
     assert payment.gateway is not None, "only a payment whose processing started is verified"
     gateway = ports.gateways.get(payment.gateway)
@@ -188,10 +218,9 @@ def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
         if isinstance(result, Err):
             return unresolved(ports, payment, result.error)
         found = result.value
-        ports.metrics.increment(f"verification.{_verdict(found)}")
         settled = record(
             ports, payment, lambda at: decisions.verification_outcome(payment, found, at)
-        )
+        ).flat_map(lambda p: _counted(ports, f"verification.{_verdict(found)}", p))
         if found is None:
             return settled.flat_map(lambda p: charge(ports, p))
         return settled
@@ -200,12 +229,14 @@ def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
 
 
 def unresolved(ports: Ports, payment: Payment, error: Exception) -> IO[Payment]:
-    """The gateway could not be asked: the payment is (or stays) UNKNOWN, for a later run."""
-    ports.metrics.increment("verification.unresolved")
-    if payment.state is PaymentState.UNKNOWN:
-        return IO.of(payment)
-    return record(
-        ports, payment, lambda at: decisions.outcome_unknown(payment, f"unverified: {error}", at)
+    """The gateway could not be asked: the payment is (or stays) in flight, for a later run."""
+    counted = _counted(ports, "verification.unresolved", payment)
+    if payment.state is not PaymentState.PROCESSING:
+        return counted
+    return counted.flat_map(
+        lambda p: record(
+            ports, p, lambda at: decisions.outcome_unknown(p, f"unverified: {error}", at)
+        )
     )
 
 
@@ -216,9 +247,16 @@ def record(
     return now(ports).flat_map(lambda at: append(ports, payment, [decide(at)]))
 
 
+def _counted(ports: Ports, metric: str, payment: Payment) -> IO[Payment]:
+    """Count what the gateway answered, as an effect of the program (when it runs)."""
+    return IO.delay(lambda: ports.metrics.increment(metric)).map(lambda _: payment)
+
+
 def _verdict(found: ChargeRecord | None) -> str:
     if found is None:
         return "not_found"
+    if found.cancelled:
+        return "cancelled"
     return "confirmed" if found.charged else "declined"
 
 

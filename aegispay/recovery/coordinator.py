@@ -44,6 +44,7 @@ class RecoveryReport:
     succeeded: int = 0
     failed: int = 0
     redriven: int = 0
+    cancelled: int = 0
     unresolved: int = 0
     projections_repaired: int = 0
     repairs_failed: int = 0
@@ -146,6 +147,7 @@ def settle(ports: Ports, service: PaymentService, payment_id: str, report: Recov
     if not appended:
         return  # another process settled it while we waited for the lock
     report.redriven += "ChargeNotFound" in appended
+    report.cancelled += "CancelConfirmed" in appended
     if payment.state is PaymentState.SUCCESS:
         report.succeeded += 1
     else:

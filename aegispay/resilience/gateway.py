@@ -23,7 +23,7 @@ def charge_is_retryable(error: BaseException) -> bool:
 
 
 def lookup_is_retryable(error: BaseException) -> bool:
-    """Retry a status lookup through any transport failure: a read cannot charge anyone."""
+    """Retry a lookup or a cancel through any transport failure: neither can charge anyone."""
     return isinstance(error, Exception) and not isinstance(error, CircuitOpenError)
 
 
@@ -60,6 +60,12 @@ class ResilientGateway:
         """Look a charge up by merchant reference, retried through transport failures."""
         return self._call(
             "status", lambda: self.gateway.status(merchant_reference), lookup_is_retryable
+        )
+
+    def cancel(self, merchant_reference: str) -> ChargeRecord:
+        """Cancel our reference, retried through transport failures: a cancel is idempotent."""
+        return self._call(
+            "cancel", lambda: self.gateway.cancel(merchant_reference), lookup_is_retryable
         )
 
     def _call(

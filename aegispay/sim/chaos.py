@@ -2,9 +2,11 @@
 
 A seeded run of N payments, each a client's create and process, mixed with every gateway
 fault, failing projection writes, crashes at random boundaries (the process restarts),
-duplicate requests (some racing from a second process), and lock holders paused past their
-lease while another process takes over. Then the faults heal, recovery runs to quiescence,
-clients retry what they never heard back about, and every invariant is checked.
+duplicate requests (some racing from a second process), lock holders paused past their lease
+(before an append, or with their charge on the wire) while another process takes over, and
+recoveries in a second process running while a payment is mid-flight. Then the faults heal,
+recovery runs to quiescence, clients retry what they never heard back about, and every
+invariant is checked.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import AegisPayError
 from aegispay.infra.clock import VirtualClock
 from aegispay.service import LOCK_TTL
-from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
-from aegispay.sim.faults import FAULT_KINDS, FailureConfig
+from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash, Side, sides_of
+from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ScheduledFault
 from aegispay.sim.invariants import INVARIANTS, event_log_digest
 from aegispay.sim.workload import ARRIVAL_INTERVAL, seeded_request, settle
 
@@ -32,9 +34,20 @@ CRASH_POINT_RATE = 0.02
 DUPLICATE_RATE = 0.05
 RACING_DUPLICATE_RATE = 0.02
 PAUSED_HOLDER_RATE = 0.02
-RECOVER_EVERY = 500
+CONCURRENT_RECOVERY_RATE = 0.02
+RECOVER_EVERY = 100
+# Where a second actor cuts into a payment: before its appends, or while its charge travels.
+CUT_IN_POINTS: tuple[tuple[str, Side], ...] = (
+    ("events.append", "before"),
+    ("gateway.charge", "inside"),
+)
+# A second actor that cannot reach the gateway for its charges: it must give up through a cancel.
+UNREACHABLE_CHARGES = FailureConfig(schedule=(ScheduledFault(kind="network", calls=20),))
 # The soak's own disturbances, counted beside the fault kinds.
-CHAOS_EXTRAS = ("crash_point", "duplicate_request", "racing_duplicate", "paused_holder", "restart")
+CHAOS_EXTRAS = (
+    "crash_point", "duplicate_request", "racing_duplicate", "paused_holder",
+    "concurrent_recovery", "restart",
+)  # fmt: skip
 
 
 @dataclass
@@ -111,6 +124,8 @@ class ChaosRun:
             self.pay.create_payment(**request)
         if chaotic and self.rng.random() < PAUSED_HOLDER_RATE:
             self._pause_holder(payment.id)
+        elif chaotic and self.rng.random() < CONCURRENT_RECOVERY_RATE:
+            self._recover_concurrently()
         try:
             self.pay.process_payment(payment_id_for(request["idempotency_key"]))
         except AegisPayError as error:
@@ -119,18 +134,39 @@ class ChaosRun:
     def _pause_holder(self, payment_id: str) -> None:
         """This process stalls past its lease mid-payment; another one takes the payment over."""
         self.report.faults["paused_holder"] += 1
-        sibling = self._sibling()
+        sibling = self._sibling(self._second_actor_faults())
 
         def stall() -> None:
             self.pay.clock.sleep(LOCK_TTL + 1)
-            sibling.process_payment(payment_id)
+            self._as_second_actor(lambda: sibling.process_payment(payment_id))
 
-        self.pay.crashpoints.arm("events.append", "before", 1, stall)
+        self._cut_in(stall)
+
+    def _recover_concurrently(self) -> None:
+        """A recovery in another process runs while this payment is mid-flight."""
+        self.report.faults["concurrent_recovery"] += 1
+        sibling = self._sibling(self._second_actor_faults())
+        self._cut_in(lambda: self._as_second_actor(sibling.recover))
+
+    def _cut_in(self, action: Callable[[], None]) -> None:
+        boundary, side = self.rng.choice(CUT_IN_POINTS)
+        self.pay.crashpoints.arm(boundary, side, 1, action)
+
+    def _second_actor_faults(self) -> FailureConfig:
+        # Half the time the second actor cannot reach the gateway: the case that must cancel.
+        return UNREACHABLE_CHARGES if self.rng.random() < 0.5 else self.pay.settings.faults
+
+    def _as_second_actor(self, action: Callable[[], object]) -> None:
+        """Run another process's step; what it sees fail is its own business, not ours."""
+        try:
+            action()
+        except AegisPayError as error:
+            self.pay.logger.log("info", "second actor saw an error", error=error)
 
     def _maybe_arm_crash(self) -> None:
         if self.rng.random() < CRASH_POINT_RATE:
             boundary = self.rng.choice(BOUNDARIES)
-            side = self.rng.choice(SIDES)
+            side = self.rng.choice(sides_of(boundary))
             self.pay.crash_at(boundary, side, nth=self.rng.randint(1, 3))
 
     def _survive(self, step: Callable[[], None]) -> None:
@@ -147,9 +183,13 @@ class ChaosRun:
         report, _ = settle(self.pay)
         self.report.recovery.update(report.as_dict())
 
-    def _sibling(self) -> AegisPay:
-        """A second process over the same storage, with its own memory and locks."""
-        settings = replace(self.pay.settings, generation=self.pay.settings.generation + 10_000)
+    def _sibling(self, faults: FailureConfig | None = None) -> AegisPay:
+        """A second process over the same storage, with its own memory, locks and faults."""
+        settings = replace(
+            self.pay.settings,
+            generation=self.pay.settings.generation + 10_000,
+            faults=faults or self.pay.settings.faults,
+        )
         return AegisPay(storage=self.pay.storage, clock=self.pay.clock, settings=settings)
 
     def _tally_faults(self) -> None:

@@ -2,6 +2,8 @@
 
 A boundary is `<port>.<operation>` (`events.append`, `gateway.charge` ...), with a side:
 `before` the call (it never happened) or `after` it (it happened, and we never learnt so).
+Gateway calls have a third side, `inside`: the request is on the wire and the gateway has not
+acted on it yet (a slow network), where another actor may run before our charge lands.
 `arm` attaches a one-shot action to the nth crossing of a boundary; `crash` is the action
 that raises ProcessCrash. The trace of crossings is what the crash enumeration walks.
 """
@@ -21,8 +23,8 @@ class ProcessCrash(BaseException):
     """The process died here. A BaseException, so no `except Exception` can swallow it."""
 
 
-Side = Literal["before", "after"]
-SIDES: tuple[Side, ...] = ("before", "after")
+Side = Literal["before", "inside", "after"]
+SIDES: tuple[Side, ...] = ("before", "inside", "after")
 
 # The operations of each port that cross a boundary.
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -32,11 +34,16 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "halted", "mark_halted", "clear_halted",
     ),
     "locks": ("acquire", "release"),
-    "gateway": ("charge", "status"),
+    "gateway": ("charge", "status", "cancel"),
 }  # fmt: skip
 BOUNDARIES: tuple[str, ...] = tuple(
     f"{port}.{op}" for port, ops in OPERATIONS.items() for op in ops
 )
+
+
+def sides_of(boundary: str) -> tuple[Side, ...]:
+    """The sides a boundary has: `inside` only where a request travels to the gateway."""
+    return SIDES if boundary.startswith("gateway.") else ("before", "after")
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,9 @@ class CrashPoints:
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary: must be one of {', '.join(BOUNDARIES)} (got {boundary!r})")
         if side not in SIDES:
-            raise ValueError(f"side: must be 'before' or 'after' (got {side!r})")
+            raise ValueError(f"side: must be 'before', 'inside' or 'after' (got {side!r})")
+        if side not in sides_of(boundary):
+            raise ValueError(f"side: 'inside' is for gateway calls only (got {boundary!r})")
         if nth < 1:
             raise ValueError(f"nth: must be at least 1 (got {nth})")
         with self._mutex:

@@ -4,16 +4,22 @@ Each scenario runs once to record the boundaries its client actions cross. Then,
 crossing (boundary, side, nth), a fresh engine replays the scenario with a crash armed there,
 restarts, recovers to quiescence, lets the client retry what it never heard back about,
 recovers again, and checks every invariant. Everything is seeded: a case replays exactly.
+
+Second-actor scenarios cut in instead of crashing: at every crossing of the first actor's
+processing (inside its gateway call too, while its charge is on the wire) another process,
+which cannot reach the gateway for its own charges, runs a recovery or the client's retry.
+The first actor then carries on, and its charge may land after the other one gave up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 
 from aegispay.app import AegisPay
 from aegispay.domain.commands import payment_id_for
-from aegispay.domain.errors import PaymentNotFound
+from aegispay.domain.errors import AegisPayError, PaymentNotFound
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.faults import FailureConfig, ScheduledFault
 from aegispay.sim.invariants import event_log_digest
@@ -32,12 +38,16 @@ Acknowledged = list[str]
 
 @dataclass(frozen=True)
 class Scenario:
-    """A client story: `setup` is not crashed into, `act` is, at every crossing it makes."""
+    """A client story: `setup` is not crashed into, `act` is, at every crossing it makes.
+
+    With a `second_actor`, each crossing runs it in another process instead of crashing.
+    """
 
     name: str
     act: Callable[[AegisPay, Acknowledged], None]
     setup: Callable[[AegisPay], AegisPay] = lambda pay: pay
     faults: FailureConfig = field(default_factory=FailureConfig)
+    second_actor: Callable[[AegisPay], None] | None = None
 
 
 def _create(pay: AegisPay, acknowledged: Acknowledged) -> None:
@@ -84,6 +94,28 @@ def _schedule(kind: str) -> FailureConfig:
     return FailureConfig(schedule=(ScheduledFault.model_validate({"kind": kind}),))
 
 
+# The second actor's charges never connect: it can only give up, and must do so safely.
+SECOND_ACTOR_FAULTS = FailureConfig(schedule=(ScheduledFault(kind="network", calls=20),))
+
+
+def _other_process(pay: AegisPay) -> AegisPay:
+    """Another process over the same storage: its own memory, locks and (failing) network."""
+    settings = replace(
+        pay.settings, generation=pay.settings.generation + 1000, faults=SECOND_ACTOR_FAULTS
+    )
+    return AegisPay(storage=pay.storage, clock=pay.clock, settings=settings)
+
+
+def _recovery_elsewhere(pay: AegisPay) -> None:
+    _other_process(pay).recover()
+
+
+def _client_retry_elsewhere(pay: AegisPay) -> None:
+    # The retrying client may see an error; the first actor carries on regardless.
+    with suppress(AegisPayError):
+        _other_process(pay).process_payment(payment_id_for(KEY))
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("create", _create),
     Scenario("process_happy_path", _process, setup=_created),
@@ -91,6 +123,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("process_with_partial_failure", _process, setup=_created, faults=_schedule("partial")),
     Scenario("concurrent_duplicate_create", _duplicate_create),
     Scenario("recovery", _recover, setup=_in_flight),
+    Scenario(
+        "process_vs_recovery_elsewhere", _process, setup=_created, second_actor=_recovery_elsewhere
+    ),
+    Scenario(
+        "process_vs_client_retry_elsewhere",
+        _process,
+        setup=_created,
+        second_actor=_client_retry_elsewhere,
+    ),
 )
 
 
@@ -102,11 +143,14 @@ class CaseResult:
     crossing: Crossing | None
     crashed: bool
     violations: list[str]
+    interruption: str = "crash"
 
     @property
     def name(self) -> str:
-        """A readable case name: scenario and crash point."""
-        return f"{self.scenario}: crash {self.crossing}" if self.crossing else self.scenario
+        """A readable case name: scenario and crash (or cut-in) point."""
+        if self.crossing is None:
+            return self.scenario
+        return f"{self.scenario}: {self.interruption} {self.crossing}"
 
 
 @dataclass
@@ -155,7 +199,16 @@ def run_case(
     pay = scenario.setup(AegisPay.in_memory(seed=seed, faults=scenario.faults))
     pay.crashpoints.reset()  # crossings are numbered from the client's first action
     pay.crashpoints.recording = True
-    if crossing is not None:
+    cut_in: list[Crossing] = []
+    if crossing is not None and scenario.second_actor is not None:
+        second_actor = scenario.second_actor
+
+        def interrupt() -> None:
+            cut_in.append(crossing)
+            second_actor(pay)
+
+        pay.crashpoints.arm(crossing.boundary, crossing.side, crossing.nth, interrupt)
+    elif crossing is not None:
         pay.crash_at(crossing.boundary, crossing.side, crossing.nth)
     acknowledged: Acknowledged = []
     crashed = False
@@ -165,9 +218,11 @@ def run_case(
         crashed, pay = True, pay.restart()
     trace = [] if crashed else list(pay.crashpoints.trace)
     pay.crashpoints.disarm()
-    violations = [] if crossing is None or crashed else [f"never crashed at {crossing}"]
+    interruption = "crash" if scenario.second_actor is None else "second actor at"
+    happened = crashed or bool(cut_in)
+    violations = [] if crossing is None or happened else [f"never reached {crossing}"]
     violations += _recover_and_check(pay, scenario, acknowledged)
-    return CaseResult(scenario.name, crossing, crashed, violations), trace
+    return CaseResult(scenario.name, crossing, crashed, violations, interruption), trace
 
 
 def _recover_and_check(pay: AegisPay, scenario: Scenario, acknowledged: Acknowledged) -> list[str]:

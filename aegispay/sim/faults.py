@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -45,7 +46,7 @@ FAULT_KINDS: tuple[str, ...] = (
 GATEWAY_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]
 # Kinds that replace a call's normal outcome; drawn from one uniform number, in this order.
 EXCLUSIVE_KINDS = ("timeout_before", "network", "timeout_after", "partial", "decline", "crash")
-# Kinds that can strike a status lookup (a read has nothing to decline and we crash on charges).
+# Kinds that can strike a status lookup or a cancel (nothing to decline; we crash on charges).
 LOOKUP_KINDS = ("timeout_before", "network", "timeout_after", "partial")
 
 # The seed's names: simulate_X switches a fault on, X_rate sets how often.
@@ -59,13 +60,13 @@ SEED_DEFAULT_RATE = 0.1
 
 
 class ScheduledFault(BaseModel):
-    """An explicit schedule entry: the next `calls` charges (or status lookups) fail with `kind`."""
+    """An explicit schedule entry: the next `calls` charges (or lookups, or cancels) fail."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: FaultKind
     calls: int = Field(default=1, ge=1)
-    operation: Literal["charge", "status"] = "charge"
+    operation: Literal["charge", "status", "cancel"] = "charge"
 
 
 class FailureConfig(BaseModel):
@@ -78,7 +79,7 @@ class FailureConfig(BaseModel):
     `network_error_rate` are other names for `timeout_after_rate`, `partial_rate` and
     `network_rate`; giving both names of one rate with different values is refused.
 
-    A ScheduledFault strikes charges unless its `operation` is "status".
+    A ScheduledFault strikes charges unless its `operation` is "status" or "cancel".
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -164,6 +165,9 @@ class FaultInjector:
         self._metrics = metrics
         self._rng = random.Random(seed)
         self._mutex = threading.Lock()
+        # Called once the request is on its way and before the gateway acts on it: where a
+        # second actor can run while our charge is in flight (the crash points hook in here).
+        self.on_the_wire: Callable[[str], None] = lambda operation: None
         self.configure(config)
 
     def configure(self, config: FailureConfig) -> None:
@@ -210,6 +214,7 @@ class FaultInjector:
                 raise GatewayNetworkError(gateway, "connection refused")
             case "decline":
                 self._strike("decline")
+        self.on_the_wire(operation)
 
     def after(self, gateway: str, operation: str, fault: PlannedFault) -> None:
         """Strike what comes after the gateway acted: the answer never reaches us."""

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aegispay.domain.charges import ChargeRecord
+from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import EventContinuityError, InvalidTransition
 from aegispay.domain.events import event_to_json
@@ -25,6 +25,10 @@ INVARIANTS: dict[str, str] = {
     "stream_continuity": "Every stream's versions are 1..n and every transition is in the table.",
     "nothing_lost": "Every payment the projection knows has its events in the store.",
     "projection_matches_events": "The projection equals replay(events) for every payment.",
+    "failure_is_definitive": (
+        "A payment whose processing started is FAILURE only if its gateway declined it or "
+        "confirmed the cancel of its reference."
+    ),
 }
 
 
@@ -66,8 +70,10 @@ def check_invariants(
     streams = events.stream_ids()
     report.payments = len(streams)
     payments, unreadable = _replay_all(events, streams, report)
-    charged = _charges_by_reference(list(charges), report)
+    records = list(charges)
+    charged = _charges_by_reference(records, report)
     _check_keys(payments, report)
+    _check_failures(payments, records, report)
     # An unreadable stream is reported once, as such: its row and charge are not orphans.
     _check_settlement(payments, {k: v for k, v in charged.items() if k not in unreadable}, report)
     _check_projection(projections, payments, unreadable, report)
@@ -134,6 +140,19 @@ def _check_settlement(
             )
     for reference in charged.keys() - payments.keys():
         report.violate("settled_matches_gateway", f"orphan charge for unknown payment {reference}")
+
+
+def _check_failures(
+    payments: dict[str, Payment], records: list[ChargeRecord], report: InvariantReport
+) -> None:
+    answered = {r.merchant_reference for r in records if r.status is not ChargeStatus.SUCCEEDED}
+    for payment in payments.values():
+        started = payment.gateway is not None
+        if started and payment.state is PaymentState.FAILURE and payment.id not in answered:
+            report.violate(
+                "failure_is_definitive",
+                f"{payment.id} is FAILURE but no gateway declined or cancelled it",
+            )
 
 
 def _check_projection(

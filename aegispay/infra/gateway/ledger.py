@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from datetime import datetime
 from typing import Protocol
 
-from aegispay.domain.charges import ChargeRecord
+from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.errors import AegisPayError
 from aegispay.infra.sqlite import ThreadConnections, immediate
 
@@ -18,7 +20,11 @@ class Ledger(Protocol):
     """Where a simulated gateway keeps its charges."""
 
     def record(self, charge: ChargeRecord) -> ChargeRecord:
-        """Store a charge unless its idempotency key exists; return what the ledger holds."""
+        """Store a charge unless its key is held or its reference cancelled; return what is held."""
+        ...
+
+    def cancel(self, merchant_reference: str, at: datetime) -> ChargeRecord:
+        """Cancel a reference with no record yet; return what the ledger holds for it."""
         ...
 
     def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
@@ -34,7 +40,20 @@ class Ledger(Protocol):
         ...
 
 
+def cancellation(merchant_reference: str, at: datetime) -> ChargeRecord:
+    """The record of a reference cancelled before any charge: no money, no key."""
+    digest = hashlib.sha256(merchant_reference.encode()).hexdigest()[:24]
+    return ChargeRecord(
+        transaction_id=f"cxl_{digest}",
+        merchant_reference=merchant_reference,
+        status=ChargeStatus.CANCELLED,
+        created_at=at,
+    )
+
+
 def _same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
+    if held.cancelled:
+        return held  # the reference is fenced: the charge is refused, no money moves
     if (held.merchant_reference, held.amount, held.payment_method) != (
         new.merchant_reference,
         new.amount,
@@ -50,19 +69,43 @@ class InMemoryLedger:
     """A ledger in dicts, indexed three ways; it lives as long as the process (or the kernel)."""
 
     def __init__(self) -> None:
+        self._records: list[ChargeRecord] = []
         self._by_key: dict[str, ChargeRecord] = {}
         self._by_reference: dict[str, ChargeRecord] = {}
         self._by_transaction: dict[str, ChargeRecord] = {}
         self._lock = threading.Lock()
 
     def record(self, charge: ChargeRecord) -> ChargeRecord:
-        """Store the charge once per idempotency key."""
+        """Store the charge once per idempotency key, unless its reference was cancelled."""
+        assert charge.idempotency_key is not None, "a charge carries its idempotency key"
         with self._lock:
-            held = self._by_key.setdefault(charge.idempotency_key, charge)
-            if held is charge:
-                self._by_reference.setdefault(charge.merchant_reference, charge)
-                self._by_transaction.setdefault(charge.transaction_id, charge)
+            held = self._by_key.get(charge.idempotency_key) or self._cancelled(
+                charge.merchant_reference
+            )
+            if held is None:
+                held = charge
+                self._keep(charge)
         return _same_request(held, charge)
+
+    def _cancelled(self, merchant_reference: str) -> ChargeRecord | None:
+        held = self._by_reference.get(merchant_reference)
+        return held if held is not None and held.cancelled else None
+
+    def cancel(self, merchant_reference: str, at: datetime) -> ChargeRecord:
+        """Cancel the reference unless a record is held for it; return the held record."""
+        with self._lock:
+            held = self._by_reference.get(merchant_reference)
+            if held is None:
+                held = cancellation(merchant_reference, at)
+                self._keep(held)
+            return held
+
+    def _keep(self, record: ChargeRecord) -> None:
+        self._records.append(record)
+        if record.idempotency_key is not None:
+            self._by_key[record.idempotency_key] = record
+        self._by_reference.setdefault(record.merchant_reference, record)
+        self._by_transaction.setdefault(record.transaction_id, record)
 
     def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
         """Find a charge by our payment id (the first one, if there were several)."""
@@ -75,9 +118,9 @@ class InMemoryLedger:
             return self._by_transaction.get(transaction_id)
 
     def all(self) -> list[ChargeRecord]:
-        """Every charge in insertion order."""
+        """Every record (charges and cancellations) in insertion order."""
         with self._lock:
-            return list(self._by_key.values())
+            return list(self._records)
 
 
 class SQLiteLedger:
@@ -104,28 +147,48 @@ class SQLiteLedger:
         )
 
     def record(self, charge: ChargeRecord) -> ChargeRecord:
-        """Insert the charge unless the key is held; both in one immediate transaction."""
+        """Insert the charge unless its key is held or its reference cancelled, atomically."""
         conn = self._connections.get()
         with immediate(conn):
             row = conn.execute(
                 "SELECT data FROM charges WHERE gateway = ? AND idempotency_key = ?",
                 (self._gateway, charge.idempotency_key),
             ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO charges"
-                    " (gateway, idempotency_key, transaction_id, merchant_reference, data)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        self._gateway,
-                        charge.idempotency_key,
-                        charge.transaction_id,
-                        charge.merchant_reference,
-                        charge.model_dump_json(),
-                    ),
-                )
+            held = ChargeRecord.model_validate_json(row[0]) if row else None
+            if held is None:
+                first = self._one("merchant_reference", charge.merchant_reference)
+                held = first if first is not None and first.cancelled else None
+            if held is None:
+                self._insert(charge)
                 return charge
-        return _same_request(ChargeRecord.model_validate_json(row[0]), charge)
+        return _same_request(held, charge)
+
+    def cancel(self, merchant_reference: str, at: datetime) -> ChargeRecord:
+        """Cancel the reference unless a record is held for it, in one immediate transaction."""
+        conn = self._connections.get()
+        with immediate(conn):
+            held = self._one("merchant_reference", merchant_reference)
+            if held is None:
+                held = cancellation(merchant_reference, at)
+                self._insert(held)
+        return held
+
+    def _insert(self, record: ChargeRecord) -> None:
+        # The key column is unique and required; a cancellation has no key, so its reference
+        # stands in, under a prefix our charge keys ('aegispay-...') never use.
+        key = record.idempotency_key or f"cancelled:{record.merchant_reference}"
+        self._connections.get().execute(
+            "INSERT INTO charges"
+            " (gateway, idempotency_key, transaction_id, merchant_reference, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                self._gateway,
+                key,
+                record.transaction_id,
+                record.merchant_reference,
+                record.model_dump_json(),
+            ),
+        )
 
     def by_reference(self, merchant_reference: str) -> ChargeRecord | None:
         """Find a charge by our payment id, through an index."""
@@ -136,7 +199,7 @@ class SQLiteLedger:
         return self._one("transaction_id", transaction_id)
 
     def all(self) -> list[ChargeRecord]:
-        """Every charge in insertion order."""
+        """Every record (charges and cancellations) in insertion order."""
         rows = self._connections.get().execute(
             "SELECT data FROM charges WHERE gateway = ? ORDER BY seq", (self._gateway,)
         )

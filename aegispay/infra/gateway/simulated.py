@@ -85,11 +85,12 @@ class SimulatedGateway:
 
     @property
     def calls(self) -> int:
-        """How many requests reached this gateway (charges and status lookups)."""
+        """How many requests reached this gateway (charges, status lookups and cancels)."""
         return self._calls
 
     def charge(self, request: ChargeRequest) -> ChargeRecord:
-        """Charge the payment method once per idempotency key; repeats return the first record."""
+        """Charge once per idempotency key; repeats return the first record, and a charge with
+        a cancelled reference returns the cancellation (no money moves)."""
         self._count_call()
         fault = self.faults.draw(self._name, "charge")
         self.faults.before(self._name, "charge", fault)
@@ -111,6 +112,15 @@ class SimulatedGateway:
         self.faults.after(self._name, "charge", fault)
         return record
 
+    def cancel(self, merchant_reference: str) -> ChargeRecord:
+        """Cancel our reference unless charged or declined: later charges with it are refused."""
+        self._count_call()
+        fault = self.faults.draw(self._name, "cancel")
+        self.faults.before(self._name, "cancel", fault)
+        record = self.ledger.cancel(merchant_reference, self._clock.now())
+        self.faults.after(self._name, "cancel", fault)
+        return record
+
     def status(self, merchant_reference: str) -> ChargeRecord | None:
         """Look a charge up by our payment id."""
         return self._lookup(lambda: self.ledger.by_reference(merchant_reference))
@@ -128,7 +138,7 @@ class SimulatedGateway:
         return record
 
     def charges(self) -> list[ChargeRecord]:
-        """Every record in the ledger, charged or declined, in order (no call is counted)."""
+        """Every record in the ledger (charged, declined, cancelled) in order; no call counted."""
         return self.ledger.all()
 
     def _count_call(self) -> None:
