@@ -31,8 +31,13 @@ pytest: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/pytest --nbval-lax notebooks
 
+# Jupyter refuses to run as root without --allow-root; a Linux machine without a display has no
+# browser to open, so Jupyter only prints the address to open (macOS has a browser and no DISPLAY).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root) \
+	$(if $(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),,--no-browser)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(strip $(LAB_FLAGS))
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,6 +1,7 @@
 """Graphviz diagrams drawn from TRANSITIONS, a payment's events and a breaker's transitions.
 
 Nothing here is drawn by hand: change the transition table and the picture changes with it.
+`graphviz.Digraph` builds the DOT; `render_svg` draws it with whichever engine the machine has.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import graphviz
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.states import TRANSITIONS, PaymentState
 from aegispay.resilience.breaker import BreakerState, CircuitBreaker
+from aegispay.viz.rendering import Rendered, render_svg
 
 TERMINAL_COLOUR = {PaymentState.SUCCESS: "#d8f3dc", PaymentState.FAILURE: "#ffd6d6"}
 TAKEN = "#1d4ed8"
+# Graphviz scales a larger drawing down to this box (inches): 10 in is 720 pt, 960 px, so every
+# diagram fits a 1,366 px laptop screen beside the notebook's margins, however the tables grow.
+MAX_SIZE = "10,10"
 
 
-def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> graphviz.Digraph:
+def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> Rendered:
     """The payment state machine; with a payment's events, the path it took is drawn bold."""
     taken = _path(events)
-    graph = graphviz.Digraph("payment", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
+    # Top to bottom: side by side, the edge labels out of PROCESSING push the terminal states
+    # past a laptop screen's width.
+    graph = graphviz.Digraph(
+        "payment", graph_attr={"rankdir": "TB", "fontname": "Helvetica", "size": MAX_SIZE}
+    )
     graph.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica")
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     for state in PaymentState:
@@ -36,7 +45,7 @@ def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> graphviz.Digra
                 color=TAKEN if bold else "gray40", penwidth="2.5" if bold else "1",
                 fontcolor=TAKEN if bold else "black",
             )  # fmt: skip
-    return graph
+    return render_svg(graph.source)
 
 
 def _path(events: Sequence[PaymentEvent]) -> set[tuple[PaymentState, str, PaymentState]]:
@@ -52,10 +61,12 @@ def _path(events: Sequence[PaymentEvent]) -> set[tuple[PaymentState, str, Paymen
     return edges
 
 
-def breaker_diagram(breaker: CircuitBreaker) -> graphviz.Digraph:
+def breaker_diagram(breaker: CircuitBreaker) -> Rendered:
     """A breaker's three states, the current one filled, each edge with how often it was taken."""
     counts = Counter((t.source, t.target) for t in breaker.transitions)
-    graph = graphviz.Digraph(f"breaker-{breaker.name}", graph_attr={"rankdir": "LR"})
+    graph = graphviz.Digraph(
+        f"breaker-{breaker.name}", graph_attr={"rankdir": "LR", "size": MAX_SIZE}
+    )
     graph.attr("node", shape="circle", style="filled", fontname="Helvetica", fixedsize="true",
                width="1.3")  # fmt: skip
     graph.attr("edge", fontname="Helvetica", fontsize="10")
@@ -75,7 +86,7 @@ def breaker_diagram(breaker: CircuitBreaker) -> graphviz.Digraph:
         seen = counts[(source, target)]
         graph.edge(source.value, target.value, label=f"{rule}\n{seen} times",
                    color=TAKEN if seen else "gray40", penwidth="2" if seen else "1")  # fmt: skip
-    return graph
+    return render_svg(graph.source)
 
 
 def event_table(events: Sequence[PaymentEvent]) -> str:
