@@ -10,6 +10,7 @@ import pytest
 from aegispay.domain.charges import ChargeRequest, ChargeStatus
 from aegispay.domain.errors import InvalidRequest
 from aegispay.domain.failures import (
+    Fault,
     GatewayError,
     GatewayNetworkError,
     GatewayResponseLost,
@@ -293,3 +294,10 @@ def test_the_gateway_counts_every_call_made_to_it_faulted_or_not() -> None:
         rig.gateway.status("pay_1")
     rig.gateway.status("pay_1")
     assert rig.gateway.calls == 3
+
+
+def test_every_injected_fault_kind_has_exactly_one_rate_field_and_nothing_else_does() -> None:
+    """The Fault enum is the one list: FailureConfig's rates are derived from it, not beside it."""
+    rates = {name for name in FailureConfig.model_fields if name.endswith("_rate")}
+    assert rates == {f"{kind}_rate" for kind in FAULT_KINDS}
+    assert set(FAULT_KINDS) == {kind.value for kind in Fault} - {"circuit_open", "unexpected"}

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aegispay.domain.errors import InvalidTransition
-from aegispay.domain.payment import Payment, evolve, replay, start
+from aegispay.domain.payment import Payment, evolve, initial, replay
 from aegispay.domain.states import IN_FLIGHT, TRANSITIONS, PaymentState
 from tests.factories_core import (
     EVENT_TYPES,
@@ -32,7 +32,7 @@ VERIFICATION_EVENTS = {"ChargeConfirmed", "DeclineConfirmed", "CancelConfirmed",
 
 def payment_in(state: PaymentState) -> Payment:
     """A payment placed directly in a state, to test one transition in isolation."""
-    return start(initiated()).model_copy(update={"state": state})
+    return initial(initiated()).model_copy(update={"state": state})
 
 
 @pytest.mark.parametrize(("state", "event_type"), FORBIDDEN)
@@ -137,11 +137,11 @@ def test_a_second_payment_initiated_raises_invalid_transition() -> None:
 
 def test_an_event_for_another_payment_raises_invalid_transition() -> None:
     with pytest.raises(InvalidTransition):
-        evolve(start(initiated()), event_of_type("PaymentAuthenticated", payment_id="pay_other"))
+        evolve(initial(initiated()), event_of_type("PaymentAuthenticated", payment_id="pay_other"))
 
 
 def test_evolve_returns_a_new_payment_and_leaves_the_old_one_unchanged() -> None:
-    payment = start(initiated())
+    payment = initial(initiated())
     before = payment.model_dump()
     moved = evolve(payment, event_of_type("PaymentAuthenticated", when=at(1)))
     assert moved is not payment
@@ -150,7 +150,7 @@ def test_evolve_returns_a_new_payment_and_leaves_the_old_one_unchanged() -> None
 
 
 def test_a_payment_cannot_be_changed_in_place() -> None:
-    payment = start(initiated())
+    payment = initial(initiated())
     with pytest.raises(pydantic.ValidationError):
         payment.state = S.SUCCESS  # type: ignore[misc]
 
@@ -185,3 +185,19 @@ def test_replay_either_raises_or_ends_where_the_table_leads(event_types: list[st
         assert payment is not None
         assert payment.state == expected
         assert payment.version == len(event_types)
+
+
+@given(
+    event_types=event_type_lists.map(lambda t: ["PaymentInitiated", *t]), cut=st.integers(1, 8)
+)
+def test_replaying_in_two_parts_equals_replaying_at_once(event_types: list[str], cut: int) -> None:
+    """replay(rest, start=replay(head)) == replay(head + rest): the fold resumes."""
+    events = events_of_types(event_types)
+    head, rest = events[:cut], events[cut:]
+    try:
+        whole = replay(events)
+    except InvalidTransition:
+        with pytest.raises(InvalidTransition):
+            replay(rest, start=replay(head))
+        return
+    assert replay(rest, start=replay(head)) == whole

@@ -55,7 +55,7 @@ class Payment(BaseModel):
         return f"aegispay-{self.id}"
 
 
-def start(event: PaymentInitiated) -> Payment:
+def initial(event: PaymentInitiated) -> Payment:
     """Create the first snapshot of a payment from its initiating event."""
     return Payment(
         id=event.payment_id,
@@ -96,14 +96,14 @@ def evolve(payment: Payment, event: PaymentEvent) -> Payment:
     return payment.model_copy(update=changes)
 
 
-def replay(events: Iterable[PaymentEvent]) -> Payment | None:
-    """Fold a stream's events into the current payment; None for an empty stream."""
-    payment: Payment | None = None
+def replay(events: Iterable[PaymentEvent], start: Payment | None = None) -> Payment | None:
+    """Fold events into a payment, from `start` (or an empty stream); None if nothing at all."""
+    payment = start
     for event in events:
         if payment is None:
             if not isinstance(event, PaymentInitiated):
                 raise InvalidTransition("(empty)", event.type, event.payment_id)
-            payment = start(event)
+            payment = initial(event)
         else:
             payment = evolve(payment, event)
     return payment

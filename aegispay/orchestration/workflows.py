@@ -17,7 +17,7 @@ from aegispay.domain.commands import CreatePayment
 from aegispay.domain.errors import ConcurrencyError, PaymentNotFound
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.failures import classify, kind_of
-from aegispay.domain.payment import Payment, evolve, replay
+from aegispay.domain.payment import Payment, replay
 from aegispay.domain.states import PaymentState
 from aegispay.io import IO, Err, Ok, Result
 from aegispay.orchestration.ports import Ports
@@ -64,17 +64,24 @@ def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]
             .map(lambda _: after)
         )
 
+    def folded() -> Payment:
+        after = replay(events, start=payment)
+        assert after is not None, "append needs at least one event"
+        return after
+
     # Fold first: an event the transition table forbids is never written.
-    return IO.delay(lambda: _fold(payment, events)).flat_map(write)
+    return IO.delay(folded).flat_map(write)
 
 
 def project(ports: Ports, payment: Payment) -> IO[None]:
     """Save the projection row; a failure is logged and counted, since events already hold it."""
 
     def failed(error: Exception) -> IO[None]:
-        ports.metrics.increment("projection.write_failed")
-        ports.logger.log("warning", "projection write failed", payment=payment.id, error=error)
-        return IO.of(None)
+        def report() -> None:
+            ports.metrics.increment("projection.write_failed")
+            ports.logger.log("warning", "projection write failed", payment=payment.id, error=error)
+
+        return IO.delay(report)
 
     return IO.delay(lambda: ports.projections.save(payment)).recover(failed)
 
@@ -258,13 +265,3 @@ def _verdict(found: ChargeRecord | None) -> str:
     if found.cancelled:
         return "cancelled"
     return "confirmed" if found.charged else "declined"
-
-
-def _fold(payment: Payment | None, events: Sequence[PaymentEvent]) -> Payment:
-    if payment is None:
-        started = replay(events)
-        assert started is not None, "append needs at least one event"
-        return started
-    for event in events:
-        payment = evolve(payment, event)
-    return payment

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from aegispay.domain.commands import validated
 from aegispay.domain.errors import InvalidRequest, ProjectionWriteFailed
 from aegispay.domain.failures import (
+    TRANSPORT_FAULTS,
+    Fault,
     GatewayNetworkError,
     GatewayResponseLost,
     GatewayTimeoutAfterSend,
@@ -22,32 +24,19 @@ from aegispay.infra.gateway.simulated import PlannedFault
 from aegispay.orchestration.ports import Clock, Metrics
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 
-FaultKind = Literal[
-    "timeout_before",
-    "timeout_after",
-    "network",
-    "partial",
-    "decline",
-    "slow",
-    "crash",
-    "projection",
-]
-FAULT_KINDS: tuple[str, ...] = (
-    "timeout_before",
-    "timeout_after",
-    "network",
-    "partial",
-    "decline",
-    "slow",
-    "crash",
-    "projection",
+# What the simulator injects: every Fault but those the engine raises itself.
+INJECTED: tuple[Fault, ...] = tuple(
+    kind for kind in Fault if kind not in (Fault.CIRCUIT_OPEN, Fault.UNEXPECTED)
 )
+FAULT_KINDS: tuple[str, ...] = tuple(kind.value for kind in INJECTED)
 # Every kind but `projection` strikes gateway calls; `projection` strikes projection writes.
-GATEWAY_FAULT_KINDS: tuple[str, ...] = FAULT_KINDS[:-1]
+GATEWAY_FAULT_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k != Fault.PROJECTION)
 # Kinds that replace a call's normal outcome; drawn from one uniform number, in this order.
-EXCLUSIVE_KINDS = ("timeout_before", "network", "timeout_after", "partial", "decline", "crash")
+EXCLUSIVE_KINDS: tuple[Fault, ...] = tuple(
+    kind for kind in INJECTED if kind not in (Fault.SLOW, Fault.PROJECTION)
+)
 # Kinds that can strike a status lookup or a cancel (nothing to decline; we crash on charges).
-LOOKUP_KINDS = ("timeout_before", "network", "timeout_after", "partial")
+LOOKUP_KINDS: tuple[Fault, ...] = TRANSPORT_FAULTS
 
 # The seed's names: simulate_X switches a fault on, X_rate sets how often.
 SEED_NAMES = {
@@ -64,9 +53,16 @@ class ScheduledFault(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: FaultKind
+    kind: Fault
     calls: int = Field(default=1, ge=1)
     operation: Literal["charge", "status", "cancel"] = "charge"
+
+    @field_validator("kind")
+    @classmethod
+    def _injectable(cls, kind: Fault) -> Fault:
+        if kind not in INJECTED:
+            raise ValueError(f"must be one of {', '.join(FAULT_KINDS)} (got {kind.value!r})")
+        return kind
 
 
 class FailureConfig(BaseModel):
