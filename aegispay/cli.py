@@ -184,8 +184,8 @@ def demo_command(args: argparse.Namespace) -> int:
     pay.process_payment(first.id)
     say("5. Processing again is harmless: it is already terminal, the gateway is not called.")
     say("\nThe event log, the source of truth for this payment:")
-    for version, event in enumerate(pay.events(first.id), start=1):
-        say(f"   v{version} {event.occurred_at:%H:%M:%S} {event.type}")
+    for recorded in pay.events(first.id):
+        say(f"   v{recorded.version} {recorded.recorded_at:%H:%M:%S} {recorded.event.type}")
     charges = pay.gateway.charges()
     say(f"\nThe gateway's ledger holds {len(charges)} charge(s) for {done.amount}.")
     say(f"Final state: {pay.get_payment(first.id).state}.")

@@ -223,7 +223,7 @@ def test_recover_json_names_each_halted_stream_with_its_reason_and_the_unresolve
     assert main(["recover", *store_options(tmp_path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert list(report["halted"]) == [damaged]
-    assert "version gap" in report["halted"][damaged]
+    assert "version 2: missing" in report["halted"][damaged]
     assert report["unresolved_ids"] == []
 
 

@@ -10,16 +10,16 @@ from collections.abc import Sequence
 
 import graphviz
 
-from aegispay.domain.events import PaymentEvent
 from aegispay.domain.states import TRANSITIONS, PaymentState
+from aegispay.orchestration.ports import RecordedEvent
 from aegispay.resilience.breaker import BreakerState, CircuitBreaker
 
 TERMINAL_COLOUR = {PaymentState.SUCCESS: "#d8f3dc", PaymentState.FAILURE: "#ffd6d6"}
 TAKEN = "#1d4ed8"
 
 
-def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> graphviz.Digraph:
-    """The payment state machine; with a payment's events, the path it took is drawn bold."""
+def state_machine_diagram(events: Sequence[RecordedEvent] = ()) -> graphviz.Digraph:
+    """The payment state machine; with a payment's recorded events, its path is drawn bold."""
     taken = _path(events)
     graph = graphviz.Digraph("payment", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
     graph.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica")
@@ -39,15 +39,15 @@ def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> graphviz.Digra
     return graph
 
 
-def _path(events: Sequence[PaymentEvent]) -> set[tuple[PaymentState, str, PaymentState]]:
+def _path(events: Sequence[RecordedEvent]) -> set[tuple[PaymentState, str, PaymentState]]:
     """The (state, event, next state) edges a sequence of events walks through the table."""
     state = PaymentState.INITIATED
     edges: set[tuple[PaymentState, str, PaymentState]] = set()
-    for event in events[1:]:
-        target = TRANSITIONS[state].get(event.type)
+    for recorded in events[1:]:
+        target = TRANSITIONS[state].get(recorded.event.type)
         if target is None:
             break
-        edges.add((state, event.type, target))
+        edges.add((state, recorded.event.type, target))
         state = target
     return edges
 
@@ -78,10 +78,11 @@ def breaker_diagram(breaker: CircuitBreaker) -> graphviz.Digraph:
     return graph
 
 
-def event_table(events: Sequence[PaymentEvent]) -> str:
-    """A payment's events as aligned text lines: version, time, type and the telling field."""
+def event_table(events: Sequence[RecordedEvent]) -> str:
+    """A payment's recorded events as aligned lines: stored version, time, type, telling field."""
     lines = []
-    for version, event in enumerate(events, start=1):
+    for recorded in events:
+        version, event = recorded.version, recorded.event
         detail = {
             k: v for k, v in event.model_dump().items()
             if k in ("gateway", "transaction_id", "reason")
