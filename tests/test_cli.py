@@ -12,7 +12,7 @@ import pytest
 from aegispay.cli import main
 from aegispay.sim.faults import FAULT_KINDS
 
-COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit")
+COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit", "verify")
 # The soak's own disturbances, reported beside the gateway's fault kinds.
 CHAOS_EXTRAS = ("crash_point", "duplicate_request", "racing_duplicate", "paused_holder", "restart")
 CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from aegispay import AegisPay, EventIntegrityError, PaymentState, ProcessCrash, VirtualClock
+from aegispay.cli import main
 from aegispay.infra.events.chain import GENESIS, chain_hash
 
 REQUEST = {"currency": "USD", "customer_id": "cus_t", "payment_method": "tok_visa"}
@@ -81,3 +83,110 @@ def test_recovery_halts_a_tampered_stream_alone_raises_the_alert_and_settles_the
     assert pay.metrics.get("alerts.tampered") == 1
     assert pay.metrics.get("alerts.stream_halted") == 1
     pay.close()
+
+
+# Four kinds of damage to a settled payment's stream, each as raw SQL on the store's file, with
+# the version that reading must name.
+DAMAGE = {
+    "amount_edited": (
+        1,
+        ["UPDATE events SET data = json_set(data, '$.amount.minor', 1)"
+         " WHERE stream_id = :x AND version = 1"],
+    ),
+    "row_copied_from_another_stream": (
+        2,
+        ["UPDATE events SET (data, hash) = (SELECT data, hash FROM events"
+         " WHERE stream_id = :y AND version = 2) WHERE stream_id = :x AND version = 2"],
+    ),
+    "middle_version_deleted": (2, ["DELETE FROM events WHERE stream_id = :x AND version = 2"]),
+    "versions_swapped": (
+        2,
+        ["UPDATE events SET version = 99 WHERE stream_id = :x AND version = 2",
+         "UPDATE events SET version = 2 WHERE stream_id = :x AND version = 3",
+         "UPDATE events SET version = 3 WHERE stream_id = :x AND version = 99"],
+    ),
+}  # fmt: skip
+
+
+def settled_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Settle three payments with the CLI; return the ids of the first two."""
+    urls = durable(tmp_path)
+    assert main(["run", "--store", urls["store"], "--gateway", urls["gateway"],
+                 "--payments", "3"]) == 0  # fmt: skip
+    capsys.readouterr()
+    first, second, _ = (str(row[0]) for row in sql(tmp_path, "SELECT stream_id FROM streams"))
+    return first, second
+
+
+def damage(tmp_path: Path, kind: str, x: str, y: str) -> int:
+    """Damage stream x (y is another stream) as `kind` says; return the version to be named."""
+    version, statements = DAMAGE[kind]
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        for statement in statements:
+            conn.execute(statement, {"x": x, "y": y})
+    return version
+
+
+def verify(tmp_path: Path, capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
+    status = main(["verify", "--store", durable(tmp_path)["store"], *options])
+    return status, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_each_kind_of_damage_is_caught_on_read_and_by_verify_naming_stream_and_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    x, y = settled_store(tmp_path, capsys)
+    version = damage(tmp_path, kind, x, y)
+    with AegisPay.open(**durable(tmp_path), clock=VirtualClock()) as pay:
+        with pytest.raises(EventIntegrityError) as raised:
+            pay.events(x)
+        assert (raised.value.stream_id, raised.value.version) == (x, version)
+        assert len(pay.events(y)) == 4
+    status, out = verify(tmp_path, capsys, "--json")
+    assert status == 1
+    report = json.loads(out)
+    assert report["damaged_streams"] == 1
+    [found] = report["damaged"]
+    assert (found["stream_id"], found["version"]) == (x, version)
+    assert found["problem"] == raised.value.problem
+
+
+def test_verify_finds_damage_in_a_settled_stream_that_recovery_never_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y = settled_store(tmp_path, capsys)
+    damage(tmp_path, "amount_edited", x, y)
+    with AegisPay.open(**durable(tmp_path), clock=VirtualClock()) as pay:
+        assert pay.recover().halted == {}
+    status, out = verify(tmp_path, capsys)
+    assert status == 1
+    assert out.splitlines() == [
+        "checked 12 events: 1 damaged stream(s)",
+        f"  damaged {x} at version 1: hash mismatch at position 1: the event was edited or "
+        "moved, or the one before it changed",
+    ]
+
+
+def test_verify_of_a_clean_store_exits_zero_and_draws_no_progress_bar_off_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settled_store(tmp_path, capsys)
+    status = main(["verify", "--store", durable(tmp_path)["store"]])
+    out, err = capsys.readouterr()
+    assert (status, out, err) == (0, "checked 12 events: no damage\n", "")
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [("missing.db", "store: no such database file"),
+     ("g.db", "store: is not an AegisPay store database"),
+     ("memory://", "store: must be a sqlite:/// file")],
+)  # fmt: skip
+def test_verify_refuses_a_missing_file_a_wrong_file_and_memory_with_status_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str, message: str
+) -> None:
+    settled_store(tmp_path, capsys)
+    url = store if store == "memory://" else f"sqlite:///{tmp_path / store}"
+    assert main(["verify", "--store", url]) == 2
+    assert capsys.readouterr().err.startswith(f"aegispay: {message}")

@@ -85,6 +85,7 @@ class EventIntegrityError(EventContinuityError):
     def __init__(self, stream_id: str, version: int, detail: str, position: int) -> None:
         self.version = version
         self.position = position
+        self.problem = detail
         super().__init__(stream_id, f"version {version}: {detail}")
 
 
