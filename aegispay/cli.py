@@ -26,6 +26,7 @@ from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS
+from aegispay.sim.reconciliation import MEANING
 from aegispay.sim.workload import resume_clock, run_workload, settle
 
 EXIT_STATUS = """exit status:
@@ -130,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--json", action="store_true", help="print JSON (and no progress bar)")
     chaos.set_defaults(handler=chaos_command)
 
-    audit = command("audit", "check the invariants on durable state")
+    audit = command(
+        "audit", "check the invariants on durable state and reconcile with the gateway's ledger"
+    )
     _add_store_options(audit)
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler=audit_command)
@@ -354,7 +357,7 @@ def chaos_command(args: argparse.Namespace) -> int:
 
 
 def audit_command(args: argparse.Namespace) -> int:
-    """Check the invariants on durable state; exit 1 when any is violated."""
+    """Check the invariants and reconcile with the gateway's ledger; exit 1 on any violation."""
     _check_databases(args.store, args.gateway, existing=True)
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
         report = pay.check_invariants()
@@ -366,6 +369,12 @@ def audit_command(args: argparse.Namespace) -> int:
         for name, text in INVARIANTS.items():
             mark = "ok " if report.counts[name] == 0 else "FAIL"
             print(f"  [{mark}] {name}: {report.counts[name]} violation(s). {text}")
+        print("reconciliation with the gateways' ledgers:")
+        counts = report.reconciliation.counts()
+        for outcome, meaning in MEANING.items():
+            print(f"  {outcome.value}: {counts[outcome.value]} ({meaning})")
+        for finding in report.reconciliation.breaks():
+            print(f"  {finding}")
     return 1 if report.violations else 0
 
 

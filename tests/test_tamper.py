@@ -190,3 +190,51 @@ def test_verify_refuses_a_missing_file_a_wrong_file_and_memory_with_status_two(
     url = store if store == "memory://" else f"sqlite:///{tmp_path / store}"
     assert main(["verify", "--store", url]) == 2
     assert capsys.readouterr().err.startswith(f"aegispay: {message}")
+
+
+def audit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
+    urls = durable(tmp_path)
+    status = main(["audit", "--store", urls["store"], "--gateway", urls["gateway"], *options])
+    return status, capsys.readouterr().out
+
+
+def test_an_amount_edited_with_its_chain_recomputed_reads_cleanly_and_audit_reports_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y = settled_store(tmp_path, capsys)
+    damage(tmp_path, "amount_edited", x, y)
+    rechain(tmp_path, x)
+    with AegisPay.open(**durable(tmp_path), clock=VirtualClock()) as pay:
+        pay.rebuild_projections()  # the projection now agrees with the edited events
+        assert pay.get_payment(x).amount.minor == 1
+    assert verify(tmp_path, capsys)[0] == 0
+    status, out = audit(tmp_path, capsys, "--json")
+    report = json.loads(out)
+    assert status == 1
+    assert report["reconciliation"] == {
+        "matched": 2,
+        "missing_at_gateway": 0,
+        "missing_in_our_records": 0,
+        "amount_mismatch": 1,
+        "currency_mismatch": 0,
+    }
+    assert {k: v for k, v in report["invariants"].items() if v} == {"amounts_match_gateway": 1}
+    [line] = report["reconciliation_breaks"]
+    assert line == f"amount_mismatch {x}: ours 0.001 BHD, gateway 37558.860 BHD"
+
+
+def test_an_amount_edited_in_place_is_damage_to_verify_and_still_a_mismatch_to_audit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y = settled_store(tmp_path, capsys)
+    damage(tmp_path, "amount_edited", x, y)
+    status, out = verify(tmp_path, capsys, "--json")
+    assert (status, json.loads(out)["damaged"][0]["version"]) == (1, 1)
+    status, out = audit(tmp_path, capsys)
+    assert status == 1
+    lines = out.splitlines()
+    assert any(line.startswith("  [FAIL] stream_continuity: 1 violation(s)") for line in lines)
+    assert "  amount_mismatch: 1 (both sides hold it, for different amounts)" in lines
+    assert "  matched: 2 (SUCCESS here, a charge of the same amount and currency there)" in lines
+    [damaged] = [line for line in lines if line.startswith(f"  amount_mismatch {x}: ")]
+    assert damaged.endswith("[damaged stream, read without the chain check]")
