@@ -8,7 +8,6 @@ its own stream, and raises EventIntegrityError naming the stream and the version
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 
 from aegispay.domain.errors import EventIntegrityError
@@ -19,8 +18,10 @@ GENESIS = "0" * 64
 
 def chain_hash(previous: str, stream_id: str, version: int, type_: str, data: str) -> str:
     """Return the SHA-256 (hex) of one stored event, chained to the hash of the one before."""
-    # A JSON array keeps the fields apart: no choice of ids or payloads makes two events collide.
-    material = json.dumps([previous, stream_id, version, type_, data], separators=(",", ":"))
+    # Each field is prefixed by its length, so no choice of ids or payloads can shift a boundary
+    # and make two different events hash alike.
+    fields = (previous, stream_id, str(version), type_, data)
+    material = "".join(f"{len(field)}:{field}" for field in fields)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
