@@ -7,6 +7,7 @@ from aegispay.domain.errors import (
     AegisPayError,
     ConcurrencyError,
     EventContinuityError,
+    EventIntegrityError,
     IdempotencyKeyConflict,
     InvalidRequest,
     InvalidTransition,
@@ -20,6 +21,7 @@ from aegispay.domain.payment import Payment, evolve, replay
 from aegispay.domain.states import TRANSITIONS, PaymentState
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.io import IO
+from aegispay.orchestration.ports import RecordedEvent
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.resilience.breaker import BreakerConfig, BreakerState
 from aegispay.resilience.retry import RetryPolicy
@@ -45,6 +47,7 @@ __all__ = [
     "ConcurrencyError",
     "ErrorClass",
     "EventContinuityError",
+    "EventIntegrityError",
     "FailureConfig",
     "GatewayError",
     "IdempotencyKeyConflict",
@@ -57,6 +60,7 @@ __all__ = [
     "PaymentNotFound",
     "PaymentState",
     "ProcessCrash",
+    "RecordedEvent",
     "RecoveryReport",
     "RetryPolicy",
     "ScheduledFault",

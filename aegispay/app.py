@@ -12,7 +12,6 @@ from typing import TypeVar, cast
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import MAX_ID_LENGTH, CreatePayment, validate_text
 from aegispay.domain.errors import InvalidRequest, PaymentNotFound
-from aegispay.domain.events import PaymentEvent
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import PaymentState
 from aegispay.infra.clock import SystemClock, VirtualClock
@@ -36,6 +35,7 @@ from aegispay.orchestration.ports import (
     PaymentGateway,
     Ports,
     ProjectionStore,
+    RecordedEvent,
 )
 from aegispay.recovery.coordinator import RecoveryReport, rebuild_projections, recover
 from aegispay.resilience.breaker import BreakerConfig, CircuitBreaker
@@ -80,28 +80,31 @@ class Storage:
     reopen: Callable[[], Storage] | None = None
 
     @classmethod
-    def in_memory(cls) -> Storage:
+    def in_memory(cls, clock: Clock) -> Storage:
         """Stores in this process's memory, standing for a disk that survives restarts."""
         return cls(
-            InMemoryEventStore(),
+            InMemoryEventStore(clock),
             InMemoryProjectionStore(),
             {name: InMemoryLedger() for name in GATEWAY_NAMES},
         )
 
     @classmethod
-    def open(cls, store: str, gateway: str) -> Storage:
-        """Open the stores named by URL; memory:// ones live as long as this object."""
+    def open(cls, store: str, gateway: str, clock: Clock) -> Storage:
+        """Open the stores named by URL; memory:// ones live as long as this object.
+
+        The event store stamps each event it writes with the time on `clock`.
+        """
         store_url = parse_store_url("store", store)
         gateway_url = parse_store_url("gateway", gateway)
         check_distinct(store_url, gateway_url)
         for name, url in (("store", store_url), ("gateway", gateway_url)):
             if url.scheme == "sqlite":
                 _ensure_parent(name, url.path)
-        memory = cls.in_memory()
+        memory = cls.in_memory(clock)
         closers: list[Callable[[], None]] = []
         events, projections = memory.events, memory.projections
         if store_url.scheme == "sqlite":
-            sqlite_events = SQLiteEventStore(store_url.path)
+            sqlite_events = SQLiteEventStore(store_url.path, clock)
             sqlite_projections = SQLiteProjectionStore(store_url.path)
             closers += [sqlite_events.close, sqlite_projections.close]
             events, projections = sqlite_events, sqlite_projections
@@ -112,7 +115,7 @@ class Storage:
             ledgers = dict(sqlite_ledgers)
         storage = cls(events, projections, ledgers, tuple(closers))
         if closers:
-            storage.reopen = lambda: _reopened(storage, store, gateway)
+            storage.reopen = lambda: _reopened(storage, store, gateway, clock)
         return storage
 
     def close(self) -> None:
@@ -121,8 +124,8 @@ class Storage:
             close()
 
 
-def _reopened(old: Storage, store: str, gateway: str) -> Storage:
-    fresh = Storage.open(store, gateway)
+def _reopened(old: Storage, store: str, gateway: str, clock: Clock) -> Storage:
+    fresh = Storage.open(store, gateway, clock)
     # A store that is memory:// is handed over: only the files are reopened.
     if parse_store_url("store", store).scheme == "memory":
         fresh.events, fresh.projections = old.events, old.projections
@@ -235,7 +238,8 @@ class AegisPay:
     ) -> AegisPay:
         """An engine entirely in memory on a virtual clock; the seed makes runs reproducible."""
         settings = _settings(seed, faults, retry, breaker)
-        return cls(storage=Storage.in_memory(), clock=VirtualClock(), settings=settings)
+        clock = VirtualClock()
+        return cls(storage=Storage.in_memory(clock), clock=clock, settings=settings)
 
     @classmethod
     def open(
@@ -255,9 +259,10 @@ class AegisPay:
         Ids are random here, unique across processes and restarts; a seed still drives faults.
         """
         settings = _settings(seed, faults, retry, breaker)
+        clock = clock or SystemClock()
         engine = cls(
-            storage=Storage.open(store, gateway),
-            clock=clock or SystemClock(),
+            storage=Storage.open(store, gateway, clock),
+            clock=clock,
             settings=settings,
             ids=RandomIdGenerator(),
         )
@@ -348,13 +353,14 @@ class AegisPay:
             raise InvalidRequest("state", f"must be one of {names}", state) from None
         return self.projections.list(wanted)
 
-    def events(self, payment_id: str) -> list[PaymentEvent]:
-        """Return a payment's events in order: its history and its source of truth."""
+    def events(self, payment_id: str) -> list[RecordedEvent]:
+        """Return a payment's recorded events in version order (each with its `.version`,
+        `.position`, `.recorded_at`, `.hash` and the domain `.event`): its source of truth."""
         valid = self._valid_id(payment_id)
         recorded = self.event_store.read(valid)
         if not recorded:
             raise PaymentNotFound(valid)
-        return [r.event for r in recorded]
+        return recorded
 
     def close(self) -> None:
         """Close the stores' connections."""

@@ -1,4 +1,4 @@
-"""The `aegispay` command: demo, run, audit, recover, crashpoints and chaos."""
+"""The `aegispay` command: demo, run, audit, recover, verify, crashpoints and chaos."""
 
 from __future__ import annotations
 
@@ -11,23 +11,27 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 
 from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
-from aegispay.infra.clock import VirtualClock
+from aegispay.infra.clock import SystemClock, VirtualClock
+from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.urls import check_distinct, parse_store_url
+from aegispay.recovery.scrub import ScrubReport, scrub_event_log
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.invariants import INVARIANTS
+from aegispay.sim.reconciliation import MEANING
 from aegispay.sim.workload import resume_clock, run_workload, settle
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
-  1  an invariant was violated, or payments are left unresolved
+  1  an invariant was violated, payments are left unresolved, or stored events are damaged
   2  bad input: an option, a URL or a database file was refused
   3  the process crashed (simulated by a `crash` fault): run the same command again to resume
 """
@@ -127,10 +131,19 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--json", action="store_true", help="print JSON (and no progress bar)")
     chaos.set_defaults(handler=chaos_command)
 
-    audit = command("audit", "check the invariants on durable state")
+    audit = command(
+        "audit", "check the invariants on durable state and reconcile with the gateway's ledger"
+    )
     _add_store_options(audit)
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler=audit_command)
+
+    verify = command("verify", "read every stored event and check its hash chain; report damage")
+    verify.add_argument(
+        "--store", default="sqlite:///aegispay.db", help="event store URL (a sqlite:/// file)"
+    )
+    verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.set_defaults(handler=verify_command)
     return parser
 
 
@@ -184,8 +197,8 @@ def demo_command(args: argparse.Namespace) -> int:
     pay.process_payment(first.id)
     say("5. Processing again is harmless: it is already terminal, the gateway is not called.")
     say("\nThe event log, the source of truth for this payment:")
-    for version, event in enumerate(pay.events(first.id), start=1):
-        say(f"   v{version} {event.occurred_at:%H:%M:%S} {event.type}")
+    for recorded in pay.events(first.id):
+        say(f"   v{recorded.version} {recorded.recorded_at:%H:%M:%S} {recorded.event.type}")
     charges = pay.gateway.charges()
     say(f"\nThe gateway's ledger holds {len(charges)} charge(s) for {done.amount}.")
     say(f"Final state: {pay.get_payment(first.id).state}.")
@@ -344,7 +357,7 @@ def chaos_command(args: argparse.Namespace) -> int:
 
 
 def audit_command(args: argparse.Namespace) -> int:
-    """Check the invariants on durable state; exit 1 when any is violated."""
+    """Check the invariants and reconcile with the gateway's ledger; exit 1 on any violation."""
     _check_databases(args.store, args.gateway, existing=True)
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
         report = pay.check_invariants()
@@ -356,7 +369,46 @@ def audit_command(args: argparse.Namespace) -> int:
         for name, text in INVARIANTS.items():
             mark = "ok " if report.counts[name] == 0 else "FAIL"
             print(f"  [{mark}] {name}: {report.counts[name]} violation(s). {text}")
+        print("reconciliation with the gateways' ledgers:")
+        counts = report.reconciliation.counts()
+        for outcome, meaning in MEANING.items():
+            print(f"  {outcome.value}: {counts[outcome.value]} ({meaning})")
+        for finding in report.reconciliation.breaks():
+            print(f"  {finding}")
     return 1 if report.violations else 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Check every stored event, streaming in constant memory; exit 1 if any stream is damaged."""
+    url = parse_store_url("store", args.store)
+    if url.scheme != "sqlite":
+        raise InvalidRequest("store", "must be a sqlite:/// file (memory:// holds nothing here)")
+    _check_database("store", Path(url.path), existing=True)
+    # The scrub appends nothing, so the clock that would stamp new events is never read.
+    events = SQLiteEventStore(url.path, SystemClock())
+    try:
+        report = _scrub_with_progress(events)
+    finally:
+        events.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        verdict = f"{len(report.damaged)} damaged stream(s)" if report.damaged else "no damage"
+        print(f"checked {report.events} events: {verdict}")
+        for damage in report.damaged:
+            print(f"  damaged {damage.stream_id} at version {damage.version}: {damage.problem}")
+    return 1 if report.damaged else 0
+
+
+def _scrub_with_progress(events: SQLiteEventStore) -> ScrubReport:
+    """Scrub the log, with a progress bar on stderr when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return scrub_event_log(events)
+    with Progress(
+        *Progress.get_default_columns(), TimeElapsedColumn(), console=Console(stderr=True)
+    ) as progress:
+        task = progress.add_task("verify", total=events.last_position())
+        return scrub_event_log(events, lambda position: progress.update(task, completed=position))
 
 
 if __name__ == "__main__":

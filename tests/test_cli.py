@@ -12,7 +12,7 @@ import pytest
 from aegispay.cli import main
 from aegispay.sim.faults import FAULT_KINDS
 
-COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit")
+COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit", "verify")
 # The soak's own disturbances, reported beside the gateway's fault kinds.
 CHAOS_EXTRAS = (
     "crash_point", "duplicate_request", "racing_duplicate", "paused_holder",
@@ -226,7 +226,7 @@ def test_recover_json_names_each_halted_stream_with_its_reason_and_the_unresolve
     assert main(["recover", *store_options(tmp_path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert list(report["halted"]) == [damaged]
-    assert "version gap" in report["halted"][damaged]
+    assert "version 2: missing" in report["halted"][damaged]
     assert report["unresolved_ids"] == []
 
 

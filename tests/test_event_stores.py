@@ -6,13 +6,17 @@ import multiprocessing
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 import aegispay.infra.events.sqlite as sqlite_events
-from aegispay.domain.errors import ConcurrencyError, EventContinuityError
+from aegispay.domain.errors import ConcurrencyError, EventContinuityError, EventIntegrityError
+from aegispay.domain.events import PaymentEvent, event_from_json, event_to_json
+from aegispay.infra.clock import VirtualClock
+from aegispay.infra.events.chain import GENESIS
 from aegispay.infra.events.memory import InMemoryEventStore
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.sqlite import ThreadConnections, connect, immediate
@@ -48,7 +52,7 @@ def read_raw_versions(path: Path, stream_id: str) -> list[int]:
 
 def append_first_event(path: str, contender: int, barrier: Any, outcomes: Any) -> None:
     """In a child process: open the store, wait for the rival, then append at version 0."""
-    store = SQLiteEventStore(path)
+    store = SQLiteEventStore(path, VirtualClock())
     try:
         barrier.wait()
         store.append("pay_shared", [authenticated("pay_shared", second=contender)], 0)
@@ -62,13 +66,61 @@ def append_first_event(path: str, contender: int, barrier: Any, outcomes: Any) -
 
 
 class TestInMemoryEventStore(EventStoreContract):
-    def make_store(self, tmp_path: Path) -> EventStore:
-        return InMemoryEventStore()
+    def make_store(self, tmp_path: Path, clock: VirtualClock) -> EventStore:
+        return InMemoryEventStore(clock)
+
+    # The memory store's two structures stand for its table and its unique index: a tamper
+    # edits both, as a changed row in SQLite changes the row and its index entry.
+
+    def tamper(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int, /, **columns: object
+    ) -> None:
+        memory = cast(InMemoryEventStore, store)
+        stream = memory._streams[stream_id]
+        row = stream.pop(version)
+        data = columns.get("data")
+        changed = replace(
+            row,
+            version=cast(int, columns.get("version", row.version)),
+            hash=cast(str, columns.get("hash", row.hash)),
+            event=row.event if data is None else event_from_json(cast(str, data)),
+        )
+        stream[changed.version] = changed
+        memory._rows[row.position - 1] = changed
+
+    def tamper_delete(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int
+    ) -> None:
+        memory = cast(InMemoryEventStore, store)
+        row = memory._streams[stream_id].pop(version)
+        memory._rows[row.position - 1] = None
 
 
 class TestSQLiteEventStore(EventStoreContract):
-    def make_store(self, tmp_path: Path) -> EventStore:
-        return SQLiteEventStore(str(tmp_path / FILE))
+    def make_store(self, tmp_path: Path, clock: VirtualClock) -> EventStore:
+        return SQLiteEventStore(str(tmp_path / FILE), clock)
+
+    def tamper(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int, /, **columns: object
+    ) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        write_raw(
+            tmp_path / FILE,
+            f"UPDATE events SET {assignments} WHERE stream_id = ? AND version = ?",
+            *columns.values(),
+            stream_id,
+            version,
+        )
+
+    def tamper_delete(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int
+    ) -> None:
+        write_raw(
+            tmp_path / FILE,
+            "DELETE FROM events WHERE stream_id = ? AND version = ?",
+            stream_id,
+            version,
+        )
 
     def test_the_file_is_in_wal_mode(self, store: EventStore, tmp_path: Path) -> None:
         conn = sqlite3.connect(tmp_path / FILE)
@@ -83,7 +135,8 @@ class TestSQLiteEventStore(EventStoreContract):
         store.append("pay_1", [initiated("pay_1")], expected_version=0)
         write_raw(
             tmp_path / FILE,
-            "INSERT INTO events (stream_id, version, type, data) VALUES (?, 3, ?, ?)",
+            "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+            " VALUES (?, 3, ?, ?, '', '')",
             "pay_1",
             "ProcessingStarted",
             opening("pay_1")[2].model_dump_json(),
@@ -159,12 +212,13 @@ class TestSQLiteEventStore(EventStoreContract):
         store.append("pay_1", opening("pay_1")[:1], expected_version=0)
         write_raw(
             tmp_path / FILE,
-            "INSERT INTO events (stream_id, version, type, data) VALUES (?, 3, ?, ?)",
+            "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+            " VALUES (?, 3, ?, ?, '', '')",
             "pay_1",
             "ProcessingStarted",
             opening("pay_1")[2].model_dump_json(),
         )
-        monkeypatch.setattr(sqlite_events, "_current_version", lambda conn, stream_id: 1)
+        monkeypatch.setattr(sqlite_events, "_head", lambda conn, stream_id: (1, GENESIS))
         with pytest.raises(ConcurrencyError) as raised:
             store.append("pay_1", opening("pay_1")[1:], expected_version=1)
         assert raised.value.__cause__ is not None
@@ -192,10 +246,10 @@ class TestSQLiteEventStore(EventStoreContract):
         assert [r.version for r in store.read("pay_shared")] == [1]
 
     def test_events_survive_closing_and_reopening_the_file(self, tmp_path: Path) -> None:
-        first = SQLiteEventStore(str(tmp_path / FILE))
+        first = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
         first.append("pay_1", opening("pay_1"), expected_version=0)
         first.close()
-        reopened = SQLiteEventStore(str(tmp_path / FILE))
+        reopened = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
         try:
             assert [r.event for r in reopened.read("pay_1")] == opening("pay_1")
             assert reopened.stream_ids() == ["pay_1"]
@@ -204,7 +258,7 @@ class TestSQLiteEventStore(EventStoreContract):
             reopened.close()
 
     def test_a_closed_store_refuses_to_work(self, tmp_path: Path) -> None:
-        store = SQLiteEventStore(str(tmp_path / FILE))
+        store = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
         store.close()
         with pytest.raises(sqlite3.ProgrammingError):
             store.read("pay_1")
@@ -272,7 +326,7 @@ def test_streams_since_searches_the_position_range_instead_of_scanning_history(
     tmp_path: Path,
 ) -> None:
     """Recovery's repair step must cost the events since the checkpoint, not all events."""
-    store = SQLiteEventStore(str(tmp_path / "events.db"))
+    store = SQLiteEventStore(str(tmp_path / "events.db"), VirtualClock())
     store.append("pay_1", opening("pay_1"), 0)
     conn = sqlite3.connect(tmp_path / "events.db")
     plan = " ".join(
@@ -281,3 +335,85 @@ def test_streams_since_searches_the_position_range_instead_of_scanning_history(
     assert "SEARCH events USING INTEGER PRIMARY KEY" in plan
     assert store.streams_since(0) == {"pay_1": 3}
     assert store.streams_since(3) == {}
+
+
+# The tables as they were before the hash chain: a file made then must open without loss.
+PRE_CHAIN_SCHEMA = (
+    "CREATE TABLE streams (seq INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL UNIQUE)",
+    """CREATE TABLE events (
+        position INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream_id TEXT NOT NULL REFERENCES streams (stream_id),
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        UNIQUE (stream_id, version)
+    )""",
+)
+
+
+def write_pre_chain_file(path: Path, streams: dict[str, list[PaymentEvent]]) -> None:
+    """Write a file as the store wrote it before events had a hash or a time of writing."""
+    conn = connect(str(path))
+    try:
+        for statement in PRE_CHAIN_SCHEMA:
+            conn.execute(statement)
+        for stream_id, events in streams.items():
+            conn.execute("INSERT INTO streams (stream_id) VALUES (?)", (stream_id,))
+            conn.executemany(
+                "INSERT INTO events (stream_id, version, type, data) VALUES (?, ?, ?, ?)",
+                [(stream_id, v, e.type, event_to_json(e)) for v, e in enumerate(events, start=1)],
+            )
+    finally:
+        conn.close()
+
+
+def test_a_file_made_before_the_hash_chain_is_upgraded_on_open_without_losing_an_event(
+    tmp_path: Path,
+) -> None:
+    streams = {"pay_a": opening("pay_a"), "pay_b": opening("pay_b")[:2]}
+    write_pre_chain_file(tmp_path / FILE, streams)
+    store = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
+    try:
+        assert store.upgraded_events == 5
+        for stream_id, events in streams.items():
+            recorded = store.read(stream_id)
+            assert [r.event for r in recorded] == events
+            # Written before anyone noted the time of writing: the event's own time stands in.
+            assert [r.recorded_at for r in recorded] == [e.occurred_at for e in events]
+        assert [r.position for r in store.read_all()] == [1, 2, 3, 4, 5]
+        assert store.append("pay_b", opening("pay_b")[2:], expected_version=2) == 3
+        assert [r.event for r in store.read("pay_b")] == opening("pay_b")
+    finally:
+        store.close()
+
+
+def test_an_upgraded_file_is_not_upgraded_again_and_later_edits_are_caught(tmp_path: Path) -> None:
+    write_pre_chain_file(tmp_path / FILE, {"pay_a": opening("pay_a")})
+    SQLiteEventStore(str(tmp_path / FILE), VirtualClock()).close()
+    store = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
+    try:
+        assert store.upgraded_events == 0
+        edited = initiated("pay_a", minor=1)
+        write_raw(
+            tmp_path / FILE, "UPDATE events SET data = ? WHERE version = 1", event_to_json(edited)
+        )
+        with pytest.raises(EventIntegrityError, match="hash mismatch") as raised:
+            store.read("pay_a")
+        assert raised.value.version == 1
+    finally:
+        store.close()
+
+
+def test_an_append_reads_the_streams_last_hash_through_the_unique_index(tmp_path: Path) -> None:
+    """The chain must not make appends cost the length of the stream or of history."""
+    store = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
+    store.close()
+    conn = sqlite3.connect(tmp_path / FILE)
+    try:
+        plan = " ".join(
+            row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sqlite_events.HEAD}", ("pay_1",))
+        )
+    finally:
+        conn.close()
+    assert "USING INDEX sqlite_autoindex_events_1 (stream_id=?)" in plan
+    assert "TEMP B-TREE" not in plan

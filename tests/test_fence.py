@@ -70,7 +70,7 @@ def test_a_recovery_elsewhere_that_cannot_charge_cancels_and_the_late_charge_is_
     (report,) = reports
     assert (report.found, report.failed, report.unresolved) == (1, 1, 0)
     assert settled.state is PaymentState.FAILURE
-    assert [e.type for e in pay.events(payment.id)][-3:] == [
+    assert [e.event.type for e in pay.events(payment.id)][-3:] == [
         "ChargeNotFound",
         "CancelRequested",
         "CancelConfirmed",
@@ -111,8 +111,8 @@ def test_a_payment_never_started_still_fails_at_once_when_no_gateway_takes_calls
         pay.process_payment(create(pay, f"warmup-{pay.gateways['primary'].calls}").id)
     failed = pay.process_payment(create(pay, "k").id)
     assert failed.state is PaymentState.FAILURE
-    assert [e.type for e in pay.events(failed.id)][-1] == "PaymentFailed"
-    assert "ProcessingStarted" not in [e.type for e in pay.events(failed.id)]
+    assert [e.event.type for e in pay.events(failed.id)][-1] == "PaymentFailed"
+    assert "ProcessingStarted" not in [e.event.type for e in pay.events(failed.id)]
 
 
 def _guessing_recovery(pay: AegisPay) -> None:
@@ -138,9 +138,9 @@ def test_the_crash_harness_catches_a_second_actor_that_fails_a_payment_on_a_gues
     report = enumeration.enumerate_crashes((guessing,))
     failures = report.as_dict()["failures"]
     assert any("inside gateway.charge" in name for name in failures), failures
-    assert any(
-        "is FAILURE but the gateway holds charge" in v for vs in failures.values() for v in vs
-    )
+    found = [v for vs in failures.values() for v in vs]
+    assert any("charged, but our payment is FAILURE" in v for v in found)
+    assert any("failure_is_definitive" in v for v in found)
 
 
 # The two-process reproduction: process A's charge is slow on the wire; process B recovers
@@ -176,7 +176,7 @@ def _wait_for_event(urls: dict[str, str], payment_id: str, event_type: str) -> N
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         with AegisPay.open(**urls) as reader:
-            if event_type in [e.type for e in reader.events(payment_id)]:
+            if event_type in [e.event.type for e in reader.events(payment_id)]:
                 return
         time.sleep(0.05)
     raise AssertionError(f"{event_type} never recorded for {payment_id}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aegispay import AegisPay, PaymentState, ProcessCrash
-from aegispay.domain.charges import ChargeRecord
+from aegispay.domain.charges import ChargeRecord, ChargeStatus
+from aegispay.domain.money import Money
 from aegispay.sim.invariants import INVARIANTS, check_invariants, event_log_digest
 
 
@@ -76,3 +77,55 @@ def test_the_digest_changes_with_any_event() -> None:
         payment_method="tok_visa",
     )  # fmt: skip
     assert event_log_digest(pay.event_store) != before
+
+
+def reconciled(charges: list[ChargeRecord], pay: AegisPay) -> dict[str, int]:
+    counts = check_invariants(pay.event_store, pay.projections, charges).reconciliation.counts()
+    return {outcome: n for outcome, n in counts.items() if n}
+
+
+def test_a_clean_engine_reconciles_every_payment_as_matched() -> None:
+    pay = settled_engine()
+    assert reconciled(pay.charges(), pay) == {"matched": 3}
+    assert pay.check_invariants().as_dict()["reconciliation_breaks"] == []
+
+
+def test_a_charge_for_another_amount_is_an_amount_mismatch() -> None:
+    pay = settled_engine()
+    first, *others = pay.charges()
+    other = first.model_copy(update={"amount": Money(minor=301, currency="USD")})
+    assert reconciled([other, *others], pay) == {"matched": 2, "amount_mismatch": 1}
+    assert counts(pay, [other, *others]) == {"amounts_match_gateway": 1}
+    [line] = check_invariants(pay.event_store, pay.projections, [other, *others]).details
+    assert line == (
+        f"amounts_match_gateway: amount_mismatch {first.merchant_reference}: "
+        "ours 3.00 USD, gateway 3.01 USD"
+    )
+
+
+def test_a_charge_in_another_currency_is_a_currency_mismatch() -> None:
+    pay = settled_engine()
+    first, *others = pay.charges()
+    other = first.model_copy(update={"amount": Money(minor=300, currency="EUR")})
+    assert reconciled([other, *others], pay) == {"matched": 2, "currency_mismatch": 1}
+    assert counts(pay, [other, *others]) == {"amounts_match_gateway": 1}
+
+
+def test_missing_at_the_gateway_and_missing_in_our_records_are_told_apart() -> None:
+    pay = settled_engine()
+    first, *others = pay.charges()
+    orphan = first.model_copy(update={"merchant_reference": "pay_ghost"})
+    assert reconciled([*others, orphan], pay) == {
+        "matched": 2,
+        "missing_at_gateway": 1,
+        "missing_in_our_records": 1,
+    }
+
+
+def test_a_record_that_moved_no_money_is_not_reconciled_even_without_an_amount() -> None:
+    pay = settled_engine()
+    declined = pay.charges()[0].model_copy(
+        update={"merchant_reference": "pay_declined", "status": ChargeStatus.DECLINED,
+                "amount": None},
+    )  # fmt: skip
+    assert reconciled([*pay.charges(), declined], pay) == {"matched": 3}

@@ -67,7 +67,7 @@ def test_processing_charges_once_and_ends_in_success(pay: AegisPay) -> None:
     assert done.transaction_id is not None
     charges = pay.gateway.charges()
     assert [c.merchant_reference for c in charges] == [payment.id]
-    assert [e.type for e in pay.events(payment.id)] == [
+    assert [r.event.type for r in pay.events(payment.id)] == [
         "PaymentInitiated",
         "PaymentAuthenticated",
         "ProcessingStarted",
@@ -129,7 +129,7 @@ def test_the_same_seed_gives_the_same_history() -> None:
         for i in range(5):
             p = pay.create_payment(**{**REQUEST, "idempotency_key": f"k{i}"})
             pay.process_payment(p.id)
-        return [e.model_dump_json() for p in pay.list_payments() for e in pay.events(p.id)]
+        return [r.event.model_dump_json() for p in pay.list_payments() for r in pay.events(p.id)]
 
     assert history(3) == history(3)
 

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from aegispay.domain.states import IN_FLIGHT, PaymentState
+from aegispay.infra.clock import VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
@@ -69,7 +70,7 @@ class TestSQLiteProjectionStore(ProjectionStoreContract):
 
     def test_shares_a_file_with_the_event_store(self, tmp_path: Path) -> None:
         """The composition root opens both stores on one file; their tables must not collide."""
-        events = SQLiteEventStore(str(tmp_path / FILE))
+        events = SQLiteEventStore(str(tmp_path / FILE), VirtualClock())
         projections = SQLiteProjectionStore(str(tmp_path / FILE))
         try:
             events.append("pay_1", [initiated("pay_1")], expected_version=0)

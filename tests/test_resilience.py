@@ -106,7 +106,7 @@ def test_under_total_network_failure_the_breaker_opens_fails_fast_and_one_probe_
     assert (report.found, report.failed, report.unresolved) == (cancelling, cancelling, 0)
     assert pay.list_payments("CANCELLING") == []
     assert pay.get_payment(first.id).failure_reason == first.last_error
-    assert pay.events(first.id)[-1].type == "CancelConfirmed"
+    assert pay.events(first.id)[-1].event.type == "CancelConfirmed"
 
 
 def test_a_payment_never_sent_to_an_open_primary_goes_to_the_fallback() -> None:
@@ -128,7 +128,7 @@ def test_a_charge_refused_by_retries_is_rerouted_only_because_it_was_never_sent(
     payment = pay.process_payment(create(pay, "k").id)
     assert payment.state is PaymentState.SUCCESS
     assert payment.gateway == "fallback"
-    assert "PaymentRerouted" in [e.type for e in pay.events(payment.id)]
+    assert "PaymentRerouted" in [r.event.type for r in pay.events(payment.id)]
 
 
 def test_a_payment_whose_outcome_is_unknown_at_the_primary_is_never_sent_elsewhere() -> None:
@@ -162,7 +162,7 @@ def test_a_lost_response_is_verified_and_settles_as_success_with_the_transaction
     payment = pay.process_payment(create(pay, "k").id)
     assert payment.state is PaymentState.SUCCESS
     assert payment.transaction_id == pay.gateway.charges()[0].transaction_id
-    assert [e.type for e in pay.events(payment.id)][-2:] == [
+    assert [r.event.type for r in pay.events(payment.id)][-2:] == [
         "GatewayOutcomeUnknown",
         "ChargeConfirmed",
     ]
@@ -178,7 +178,7 @@ def test_a_timeout_after_a_decline_is_verified_as_a_failure() -> None:
     settled = pay.process_payment(payment.id)
     assert settled.state is PaymentState.FAILURE
     assert settled.failure_reason == "card_declined"
-    assert [e.type for e in pay.events(payment.id)][-1] == "DeclineConfirmed"
+    assert [r.event.type for r in pay.events(payment.id)][-1] == "DeclineConfirmed"
     assert pay.metrics.get("verification.declined") == 1
 
 
@@ -189,7 +189,10 @@ def test_a_charge_the_gateway_never_saw_is_redriven_with_the_same_key() -> None:
     report = pay.recover()
     assert (report.found, report.succeeded, report.redriven) == (1, 1, 1)
     settled = pay.get_payment(payment.id)
-    assert [e.type for e in pay.events(payment.id)][-2:] == ["ChargeNotFound", "PaymentSucceeded"]
+    assert [r.event.type for r in pay.events(payment.id)][-2:] == [
+        "ChargeNotFound",
+        "PaymentSucceeded",
+    ]
     assert [c.idempotency_key for c in pay.gateway.charges()] == [settled.gateway_idempotency_key]
 
 
@@ -283,7 +286,7 @@ def test_a_timeout_after_a_successful_charge_is_verified_as_a_success() -> None:
     pay = AegisPay.in_memory(seed=1, faults=schedule(("timeout_after", 1, "charge")))
     payment = pay.process_payment(create(pay, "k").id)
     assert payment.state is PaymentState.SUCCESS
-    assert [e.type for e in pay.events(payment.id)][-2:] == [
+    assert [r.event.type for r in pay.events(payment.id)][-2:] == [
         "GatewayOutcomeUnknown",
         "ChargeConfirmed",
     ]

@@ -187,9 +187,7 @@ def test_replay_either_raises_or_ends_where_the_table_leads(event_types: list[st
         assert payment.version == len(event_types)
 
 
-@given(
-    event_types=event_type_lists.map(lambda t: ["PaymentInitiated", *t]), cut=st.integers(1, 8)
-)
+@given(event_types=event_type_lists.map(lambda t: ["PaymentInitiated", *t]), cut=st.integers(1, 8))
 def test_replaying_in_two_parts_equals_replaying_at_once(event_types: list[str], cut: int) -> None:
     """replay(rest, start=replay(head)) == replay(head + rest): the fold resumes."""
     events = events_of_types(event_types)

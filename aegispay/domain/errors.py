@@ -75,6 +75,20 @@ class EventContinuityError(AegisPayError):
         super().__init__(f"stream {stream_id}: {detail}")
 
 
+class EventIntegrityError(EventContinuityError):
+    """A stored event fails the log's checks (version, hash chain, stream membership, format).
+
+    `version` is the version found damaged or missing; `position` is the global position of the
+    row where reading stopped, so that a scan can carry on after it.
+    """
+
+    def __init__(self, stream_id: str, version: int, detail: str, position: int) -> None:
+        self.version = version
+        self.position = position
+        self.problem = detail
+        super().__init__(stream_id, f"version {version}: {detail}")
+
+
 class LockNotHeld(AegisPayError):
     """A lock operation was refused: the caller does not own the lock (or it expired)."""
 

@@ -16,11 +16,14 @@ from aegispay.domain.states import PaymentState
 
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
-    """An event as stored: its stream, its version in the stream and its global position."""
+    """An event as stored: its stream, version, global position, time of writing and chain hash."""
 
     stream_id: str
     version: int
     position: int
+    recorded_at: datetime
+    # SHA-256 (hex) over stream, version, type, payload and the previous version's hash.
+    hash: str
     event: PaymentEvent
 
 
@@ -28,7 +31,15 @@ class EventStore(Protocol):
     """Append-only streams of events, one per payment: the source of truth."""
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
-        """Return a stream's events in version order (empty if none); halt on a gap or bad row."""
+        """Return a stream's events in version order (empty if none), verified: a gap, a bad row,
+        a broken hash chain or an event of another stream raises EventIntegrityError."""
+        ...
+
+    def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
+        """Return the rows of a stream that parse, in version order, without the chain checks.
+
+        For audits of a damaged stream only: what it returns may have been tampered with.
+        """
         ...
 
     def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
@@ -36,7 +47,8 @@ class EventStore(Protocol):
         ...
 
     def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
-        """Yield every event in global order after a position."""
+        """Yield every event in global order after a position, each checked against the one
+        before it in its stream; the first damaged event raises EventIntegrityError."""
         ...
 
     def stream_ids(self) -> list[str]:

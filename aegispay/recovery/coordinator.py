@@ -9,7 +9,8 @@
 4. Checkpoint: when every repair was written, the checkpoint moves to where step 2 began.
    Halted streams are remembered by name, so they never hold the checkpoint back.
 The cost follows the in-flight payments, the halted streams and the events since the last run,
-never the length of history.
+never the length of history. So recovery finds damage only in the streams it reads; damage in
+a stream settled long ago is found by a scrub of everything (`aegispay verify`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from aegispay.domain.errors import (
     ConcurrencyError,
     EventContinuityError,
+    EventIntegrityError,
     InvalidTransition,
     LockTimeout,
 )
@@ -72,6 +74,9 @@ class RecoveryReport:
         self.streams_halted += 1
         self.halted[stream_id] = str(error)
         ports.metrics.increment("alerts.stream_halted")
+        if isinstance(error, EventIntegrityError):
+            # Stored events failed the log's checks: edited, moved, lost or unreadable.
+            ports.metrics.increment("alerts.tampered")
         ports.logger.log("error", "stream halted", payment=stream_id, error=error)
         try:
             ports.projections.mark_halted(stream_id, str(error))

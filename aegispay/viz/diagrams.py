@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import graphviz
 
-from aegispay.domain.events import PaymentEvent
 from aegispay.domain.states import TRANSITIONS, PaymentState
+from aegispay.orchestration.ports import RecordedEvent
 from aegispay.resilience.breaker import BreakerState, CircuitBreaker
 from aegispay.viz.rendering import Rendered, render_svg
 
@@ -23,8 +23,8 @@ TAKEN = "#1d4ed8"
 MAX_SIZE = "10,10"
 
 
-def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> Rendered:
-    """The payment state machine; with a payment's events, the path it took is drawn bold."""
+def state_machine_diagram(events: Sequence[RecordedEvent] = ()) -> Rendered:
+    """The payment state machine; with a payment's recorded events, its path is drawn bold."""
     taken = _path(events)
     # Top to bottom: side by side, the edge labels out of PROCESSING push the terminal states
     # past a laptop screen's width.
@@ -48,15 +48,15 @@ def state_machine_diagram(events: Sequence[PaymentEvent] = ()) -> Rendered:
     return render_svg(graph.source)
 
 
-def _path(events: Sequence[PaymentEvent]) -> set[tuple[PaymentState, str, PaymentState]]:
+def _path(events: Sequence[RecordedEvent]) -> set[tuple[PaymentState, str, PaymentState]]:
     """The (state, event, next state) edges a sequence of events walks through the table."""
     state = PaymentState.INITIATED
     edges: set[tuple[PaymentState, str, PaymentState]] = set()
-    for event in events[1:]:
-        target = TRANSITIONS[state].get(event.type)
+    for recorded in events[1:]:
+        target = TRANSITIONS[state].get(recorded.event.type)
         if target is None:
             break
-        edges.add((state, event.type, target))
+        edges.add((state, recorded.event.type, target))
         state = target
     return edges
 
@@ -89,10 +89,11 @@ def breaker_diagram(breaker: CircuitBreaker) -> Rendered:
     return render_svg(graph.source)
 
 
-def event_table(events: Sequence[PaymentEvent]) -> str:
-    """A payment's events as aligned text lines: version, time, type and the telling field."""
+def event_table(events: Sequence[RecordedEvent]) -> str:
+    """A payment's recorded events as aligned lines: stored version, time, type, telling field."""
     lines = []
-    for version, event in enumerate(events, start=1):
+    for recorded in events:
+        version, event = recorded.version, recorded.event
         detail = {
             k: v for k, v in event.model_dump().items()
             if k in ("gateway", "transaction_id", "reason")

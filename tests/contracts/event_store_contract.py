@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from aegispay.domain.errors import ConcurrencyError
+from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
+from aegispay.domain.events import PaymentEvent, event_to_json
+from aegispay.infra.clock import VirtualClock
+from aegispay.infra.events.chain import GENESIS, chain_hash
 from aegispay.orchestration.ports import EventStore
 from tests.factories import authenticated, initiated, opening
 
@@ -19,16 +22,35 @@ BARRIER_TIMEOUT = 30.0
 
 
 class EventStoreContract:
-    """Behaviour every EventStore adapter shares; subclass it and implement make_store."""
+    """Behaviour every EventStore adapter shares; subclass it and implement make_store and the
+    two tamper hooks."""
 
-    def make_store(self, tmp_path: Path) -> EventStore:
-        """Return a new, empty store (files, if any, under tmp_path)."""
+    def make_store(self, tmp_path: Path, clock: VirtualClock) -> EventStore:
+        """Return a new, empty store on `clock` (files, if any, under tmp_path)."""
+        raise NotImplementedError
+
+    def tamper(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int, /, **columns: object
+    ) -> None:
+        """Change one stored event behind the store's back, as a bad disk or an intruder would;
+        `columns` are any of `data` (payload JSON), `hash` and `version`."""
+        raise NotImplementedError
+
+    def tamper_delete(
+        self, store: EventStore, tmp_path: Path, stream_id: str, version: int
+    ) -> None:
+        """Remove one stored event behind the store's back."""
         raise NotImplementedError
 
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[EventStore]:
+    def clock(self) -> VirtualClock:
+        """The clock the store stamps events with."""
+        return VirtualClock()
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, clock: VirtualClock) -> Iterator[EventStore]:
         """A fresh store, closed after the test if the adapter can be closed."""
-        store = self.make_store(tmp_path)
+        store = self.make_store(tmp_path, clock)
         yield store
         close = getattr(store, "close", None)
         if close is not None:
@@ -172,3 +194,105 @@ class EventStoreContract:
         assert [r.version for r in stored] == list(range(1, rounds + 1))
         for version, contender in wins:
             assert stored[version].event == authenticated("pay_1", second=contender)
+
+    def test_each_event_is_recorded_at_the_clocks_time_with_a_hash_chained_to_the_one_before(
+        self, store: EventStore, clock: VirtualClock
+    ) -> None:
+        clock.advance(90)
+        first = clock.now()
+        store.append("pay_1", opening("pay_1")[:2], expected_version=0)
+        clock.advance(30)
+        store.append("pay_1", opening("pay_1")[2:], expected_version=2)
+        recorded = store.read("pay_1")
+        assert [r.recorded_at for r in recorded] == [first, first, clock.now()]
+        previous = GENESIS
+        for r in recorded:
+            previous = chain_hash(
+                previous, "pay_1", r.version, r.event.type, event_to_json(r.event)
+            )
+            assert r.hash == previous
+        assert list(store.read_all()) == recorded
+
+    # Tampering: every case damages pay_a, leaves pay_b alone, and must be caught on read.
+
+    def fill(self, store: EventStore) -> tuple[list[PaymentEvent], list[PaymentEvent]]:
+        """Write two streams of four events; return their events."""
+        streams = {s: [*opening(s), authenticated(s, second=9)] for s in ("pay_a", "pay_b")}
+        for stream_id, events in streams.items():
+            store.append(stream_id, events, expected_version=0)
+        return streams["pay_a"], streams["pay_b"]
+
+    def rechain(
+        self, store: EventStore, tmp_path: Path, stream_id: str, payloads: list[PaymentEvent]
+    ) -> None:
+        """Recompute a stream's hashes over `payloads`, as an intruder who knows the scheme."""
+        previous = GENESIS
+        for version, event in enumerate(payloads, start=1):
+            previous = chain_hash(previous, stream_id, version, event.type, event_to_json(event))
+            self.tamper(store, tmp_path, stream_id, version, hash=previous)
+
+    def assert_damaged(self, store: EventStore, version: int, problem: str) -> None:
+        """pay_a halts naming `version` and the problem, on read and on read_all; pay_b reads."""
+        with pytest.raises(EventIntegrityError, match=problem) as raised:
+            store.read("pay_a")
+        assert (raised.value.stream_id, raised.value.version) == ("pay_a", version)
+        assert f"stream pay_a: version {version}" in str(raised.value)
+        with pytest.raises(EventIntegrityError) as scanned:
+            list(store.read_all())
+        assert scanned.value.stream_id == "pay_a"
+        assert [r.event for r in store.read("pay_b")][:3] == opening("pay_b")
+
+    def test_an_amount_edited_in_place_halts_the_stream_at_that_version(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        self.fill(store)
+        edited = initiated("pay_a", minor=1)
+        self.tamper(store, tmp_path, "pay_a", 1, data=event_to_json(edited))
+        self.assert_damaged(store, 1, "hash mismatch")
+        assert store.read_unverified("pay_a")[0].event == edited
+
+    def test_an_edit_with_its_chain_recomputed_reads_cleanly_so_reconciliation_must_catch_it(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        events, _ = self.fill(store)
+        edited = initiated("pay_a", minor=1)
+        self.tamper(store, tmp_path, "pay_a", 1, data=event_to_json(edited))
+        self.rechain(store, tmp_path, "pay_a", [edited, *events[1:]])
+        assert store.read("pay_a")[0].event == edited
+
+    def test_a_later_event_whose_predecessor_changed_halts_even_when_read_from_a_position(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        self.fill(store)
+        self.tamper(store, tmp_path, "pay_a", 2, hash="f" * 64)
+        third = store.read_unverified("pay_a")[2]
+        with pytest.raises(EventIntegrityError) as raised:
+            list(store.read_all(after_position=third.position - 1))
+        assert (raised.value.stream_id, raised.value.version) == ("pay_a", 3)
+
+    @pytest.mark.parametrize("rechained", [False, True])
+    def test_an_event_copied_from_another_stream_halts_naming_the_version_and_its_owner(
+        self, store: EventStore, tmp_path: Path, rechained: bool
+    ) -> None:
+        events, _ = self.fill(store)
+        copied = store.read("pay_b")[1]
+        self.tamper(store, tmp_path, "pay_a", 2, data=event_to_json(copied.event), hash=copied.hash)
+        if rechained:
+            self.rechain(store, tmp_path, "pay_a", [events[0], copied.event, *events[2:]])
+        self.assert_damaged(store, 2, "belongs to stream 'pay_b'")
+
+    def test_a_missing_middle_version_halts_naming_it(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        self.fill(store)
+        self.tamper_delete(store, tmp_path, "pay_a", 2)
+        self.assert_damaged(store, 2, "missing")
+
+    def test_swapped_versions_halt_at_the_first_of_them(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        self.fill(store)
+        self.tamper(store, tmp_path, "pay_a", 2, version=99)
+        self.tamper(store, tmp_path, "pay_a", 3, version=2)
+        self.tamper(store, tmp_path, "pay_a", 99, version=3)
+        self.assert_damaged(store, 2, "hash mismatch")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from pydantic import ValidationError
 
-from aegispay.domain.errors import ConcurrencyError, EventContinuityError
+from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
 from aegispay.domain.events import PaymentEvent, event_from_json, event_to_json
+from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
 from aegispay.infra.sqlite import ThreadConnections, immediate
-from aegispay.orchestration.ports import RecordedEvent
+from aegispay.orchestration.ports import Clock, RecordedEvent
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS streams (
@@ -23,8 +25,15 @@ SCHEMA = (
         version INTEGER NOT NULL,
         type TEXT NOT NULL,
         data TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        hash TEXT NOT NULL,
         UNIQUE (stream_id, version)
     )""",
+)
+# A file made before the hash chain has neither column; opening it adds them (see _upgrade).
+UPGRADE = (
+    "ALTER TABLE events ADD COLUMN recorded_at TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
 )
 
 # Rows fetched per query by read_all, so a long history never sits in memory at once.
@@ -36,55 +45,84 @@ STREAMS_SINCE = (
     "SELECT stream_id, MAX(version) FROM events NOT INDEXED WHERE position > ? GROUP BY stream_id"
 )
 
-Row = tuple[int, str, int, str, str]
-SELECT_ROW = "SELECT position, stream_id, version, type, data FROM events"
+# A stream's last version and hash, through the UNIQUE (stream_id, version) index.
+HEAD = "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
+
+Row = tuple[int, str, int, str, str, str, str]
+COLUMNS = "position, stream_id, version, type, data, recorded_at, hash"
+SELECT_ROW = f"SELECT {COLUMNS} FROM events"
+# Each row with its predecessor's stored hash (NULL when that version is missing), found
+# through the UNIQUE (stream_id, version) index: a scan checks every link in constant memory.
+SELECT_LINKED = """
+    SELECT e.position, e.stream_id, e.version, e.type, e.data, e.recorded_at, e.hash,
+           CASE WHEN e.version = 1 THEN ? ELSE before.hash END
+    FROM events AS e
+    LEFT JOIN events AS before
+      ON before.stream_id = e.stream_id AND before.version = e.version - 1
+    WHERE e.position > ? ORDER BY e.position LIMIT ?
+"""
 
 
 class SQLiteEventStore:
-    """Events in one table, fenced by UNIQUE(stream_id, version); streams in creation order."""
+    """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash; streams in
+    creation order."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Clock) -> None:
+        self._clock = clock
         self._connections = ThreadConnections(path)
         with immediate(self._connections.get()) as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
+            # How many events of an older file were given a chain by this open (0 usually).
+            self.upgraded_events = _upgrade(conn)
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
-        """Return a stream's events in version order; raise on a version gap or a bad row."""
-        rows: list[Row] = (
+        """Return a stream's events in version order; raise EventIntegrityError on any damage."""
+        rows = self._rows_of(stream_id)
+        events = [_decode(row) for row in rows]
+        check_stream(stream_id, zip(events, (row[4] for row in rows), strict=True))
+        return events
+
+    def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
+        """Return the rows of a stream that parse, in version order, without the chain checks."""
+        events = []
+        for row in self._rows_of(stream_id):
+            try:
+                events.append(_decode(row))
+            except EventIntegrityError:
+                continue  # unreadable: nothing in it can be audited
+        return events
+
+    def _rows_of(self, stream_id: str) -> list[Row]:
+        return (
             self._connections.get()
             .execute(f"{SELECT_ROW} WHERE stream_id = ? ORDER BY version", (stream_id,))
             .fetchall()
         )
-        events = []
-        for expected, row in enumerate(rows, start=1):
-            position, _, version, _, _ = row
-            if version != expected:
-                raise EventContinuityError(
-                    stream_id,
-                    f"version gap: expected {expected}, found {version} at position {position}",
-                )
-            events.append(_decode(row))
-        return events
 
     def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
         """Append all events if the stream is at `expected_version`, else ConcurrencyError."""
-        rows = [
-            (stream_id, expected_version + offset, event.type, event_to_json(event))
-            for offset, event in enumerate(events, start=1)
-        ]
+        payloads = [(event.type, event_to_json(event)) for event in events]
+        recorded_at = self._clock.now().isoformat()
         conn = self._connections.get()
         try:
             with immediate(conn):
-                actual = _current_version(conn, stream_id)
+                # The stream's last hash is read in the transaction that checks its version, so
+                # the chain costs one indexed lookup that the version check made anyway.
+                actual, previous = _head(conn, stream_id)
                 if actual != expected_version:
                     raise ConcurrencyError(stream_id, expected_version, actual)
+                rows = []
+                for version, (type_, data) in enumerate(payloads, start=expected_version + 1):
+                    previous = chain_hash(previous, stream_id, version, type_, data)
+                    rows.append((stream_id, version, type_, data, recorded_at, previous))
                 if rows:
                     conn.execute(
                         "INSERT OR IGNORE INTO streams (stream_id) VALUES (?)", (stream_id,)
                     )
                     conn.executemany(
-                        "INSERT INTO events (stream_id, version, type, data) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
                         rows,
                     )
         except sqlite3.IntegrityError as error:
@@ -93,25 +131,25 @@ class SQLiteEventStore:
             # whole batch has been rolled back.
             if error.sqlite_errorname != "SQLITE_CONSTRAINT_UNIQUE":
                 raise
-            actual = _current_version(conn, stream_id)
+            actual, _ = _head(conn, stream_id)
             raise ConcurrencyError(stream_id, expected_version, actual) from error
-        return expected_version + len(rows)
+        return expected_version + len(payloads)
 
     def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
-        """Yield every event after a global position, in order, fetching a batch at a time."""
+        """Yield every event after a global position, in order, fetching a batch at a time; each
+        is checked against its predecessor in its stream."""
         # SQLite lets one writer commit at a time, so positions become visible in order: a
         # reader past position p never misses a smaller position that commits later.
         while True:
-            rows: list[Row] = (
+            rows: list[tuple[int, str, int, str, str, str, str, str | None]] = (
                 self._connections.get()
-                .execute(
-                    f"{SELECT_ROW} WHERE position > ? ORDER BY position LIMIT ?",
-                    (after_position, READ_ALL_BATCH),
-                )
+                .execute(SELECT_LINKED, (GENESIS, after_position, READ_ALL_BATCH))
                 .fetchall()
             )
-            for row in rows:
-                yield _decode(row)
+            for linked in rows:
+                recorded = _decode(linked[:7])
+                check_link(recorded, linked[4], linked[7])
+                yield recorded
             if len(rows) < READ_ALL_BATCH:
                 return
             after_position = rows[-1][0]
@@ -136,27 +174,73 @@ class SQLiteEventStore:
         self._connections.close()
 
 
-def _current_version(conn: sqlite3.Connection, stream_id: str) -> int:
-    """Return a stream's last version (0 for a new stream), read through the UNIQUE index."""
-    row = conn.execute(
-        "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-    ).fetchone()
-    return int(row[0])
+def _head(conn: sqlite3.Connection, stream_id: str) -> tuple[int, str]:
+    """Return a stream's last version and hash ((0, GENESIS) for a new stream), by the index."""
+    row = conn.execute(HEAD, (stream_id,)).fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _upgrade(conn: sqlite3.Connection) -> int:
+    """Give a file made before the hash chain its columns and a chain; return the events chained.
+
+    Runs inside the caller's BEGIN IMMEDIATE transaction: another process opening the file at the
+    same moment waits, then finds the columns there. The chain is computed over the rows as they
+    are now, so it proves nothing about edits made before the upgrade, only about later ones.
+    """
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(events)")}
+    if "hash" in columns:
+        return 0
+    for statement in UPGRADE:
+        conn.execute(statement)
+    chained = 0
+    streams = conn.execute("SELECT DISTINCT stream_id FROM events").fetchall()
+    for (stream_id,) in streams:
+        previous = GENESIS
+        rows = conn.execute(
+            "SELECT position, version, type, data FROM events WHERE stream_id = ? ORDER BY version",
+            (stream_id,),
+        ).fetchall()
+        hashes = []
+        for position, version, type_, data in rows:
+            previous = chain_hash(previous, stream_id, version, type_, data)
+            hashes.append((previous, position))
+        conn.executemany("UPDATE events SET hash = ? WHERE position = ?", hashes)
+        chained += len(hashes)
+    return chained
 
 
 def _decode(row: Row) -> RecordedEvent:
-    """Turn a stored row into a RecordedEvent, or raise EventContinuityError naming the row."""
-    position, stream_id, version, type_, data = row
-    where = f"unreadable event at version {version} (position {position})"
+    """Turn a stored row into a RecordedEvent, or raise EventIntegrityError naming the row."""
+    position, stream_id, version, type_, data, recorded_at, hash_ = row
+    where = f"unreadable event (position {position})"
     try:
         event = event_from_json(data)
     except ValidationError as error:
-        raise EventContinuityError(stream_id, f"{where}: {_describe(error)}") from error
+        raise EventIntegrityError(
+            stream_id, version, f"{where}: {_describe(error)}", position
+        ) from error
     if event.type != type_:
-        raise EventContinuityError(
-            stream_id, f"{where}: type column says {type_!r}, data says {event.type!r}"
+        raise EventIntegrityError(
+            stream_id,
+            version,
+            f"{where}: type column says {type_!r}, data says {event.type!r}",
+            position,
         )
-    return RecordedEvent(stream_id, version, position, event)
+    try:
+        # Rows written before the upgrade have no time of writing: their event's time stands in.
+        written = datetime.fromisoformat(recorded_at) if recorded_at else event.occurred_at
+    except ValueError as error:
+        raise EventIntegrityError(
+            stream_id, version, f"{where}: recorded_at {recorded_at!r} is not a time", position
+        ) from error
+    return RecordedEvent(
+        stream_id=stream_id,
+        version=version,
+        position=position,
+        recorded_at=written,
+        hash=hash_,
+        event=event,
+    )
 
 
 def _describe(error: ValidationError) -> str:
