@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, cast
 
@@ -23,8 +22,9 @@ from aegispay.infra.ids import RandomIdGenerator, SeededIdGenerator
 from aegispay.infra.locks.memory import InMemoryLockManager
 from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
+from aegispay.infra.sqlite import opening
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
-from aegispay.infra.urls import check_distinct, parse_store_url
+from aegispay.infra.urls import parse_storage_urls, parse_store_url
 from aegispay.io import IO
 from aegispay.orchestration import workflows
 from aegispay.orchestration.ports import (
@@ -94,23 +94,22 @@ class Storage:
 
         The event store stamps each event it writes with the time on `clock`.
         """
-        store_url = parse_store_url("store", store)
-        gateway_url = parse_store_url("gateway", gateway)
-        check_distinct(store_url, gateway_url)
-        for name, url in (("store", store_url), ("gateway", gateway_url)):
-            if url.scheme == "sqlite":
-                _ensure_parent(name, url.path)
+        store_url, gateway_url = parse_storage_urls(store, gateway)
         memory = cls.in_memory(clock)
         closers: list[Callable[[], None]] = []
         events, projections = memory.events, memory.projections
         if store_url.scheme == "sqlite":
-            sqlite_events = SQLiteEventStore(store_url.path, clock)
-            sqlite_projections = SQLiteProjectionStore(store_url.path)
+            with opening("store", store_url.path):
+                sqlite_events = SQLiteEventStore(store_url.path, clock)
+                sqlite_projections = SQLiteProjectionStore(store_url.path)
             closers += [sqlite_events.close, sqlite_projections.close]
             events, projections = sqlite_events, sqlite_projections
         ledgers = memory.ledgers
         if gateway_url.scheme == "sqlite":
-            sqlite_ledgers = {name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES}
+            with opening("gateway", gateway_url.path):
+                sqlite_ledgers = {
+                    name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES
+                }
             closers += [ledger.close for ledger in sqlite_ledgers.values()]
             ledgers = dict(sqlite_ledgers)
         storage = cls(events, projections, ledgers, tuple(closers))
@@ -411,9 +410,3 @@ def _per_gateway(name: str, value: object, kind: type[P]) -> dict[str, P]:
         if gateway not in GATEWAY_NAMES or not isinstance(item, kind):
             raise InvalidRequest(name, f"{rule}; gateways are {', '.join(GATEWAY_NAMES)}", value)
     return {gateway: value.get(gateway) or kind() for gateway in GATEWAY_NAMES}
-
-
-def _ensure_parent(field: str, path: str) -> None:
-    parent = Path(path).parent
-    if not parent.is_dir():
-        raise InvalidRequest(field, f"directory {str(parent)!r} does not exist", path)

@@ -19,7 +19,7 @@ from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, Invali
 from aegispay.domain.payment import Payment
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
-from aegispay.infra.urls import check_distinct, parse_store_url
+from aegispay.infra.urls import parse_storage_urls, parse_store_url
 from aegispay.recovery.scrub import ScrubReport, scrub_event_log
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
@@ -245,12 +245,8 @@ def _print_progress(index: int, payment: Payment) -> None:
 
 
 def _check_databases(store: str, gateway: str, *, existing: bool) -> None:
-    """Refuse one file for both, a missing file when `existing`, and a file that is not ours."""
-    urls = {
-        "store": parse_store_url("store", store),
-        "gateway": parse_store_url("gateway", gateway),
-    }
-    check_distinct(urls["store"], urls["gateway"])
+    """Refuse unusable paths, one file for both, a missing file when `existing`, foreign files."""
+    urls = dict(zip(("store", "gateway"), parse_storage_urls(store, gateway), strict=True))
     for name, url in urls.items():
         if url.scheme == "sqlite":
             _check_database(name, Path(url.path), existing=existing)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import pwd
 import re
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -111,6 +120,192 @@ def test_run_starts_on_an_empty_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "store.db").touch()
     assert main(["run", *store_options(tmp_path), "--payments", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["created"] == 2
+
+
+# Paths this user may not use: refused in one line naming the path, exit status 2
+
+
+@pytest.mark.parametrize("field", ["store", "gateway"])
+@pytest.mark.parametrize("command", ["run", "audit"])
+def test_a_url_naming_a_directory_is_refused_in_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, field: str
+) -> None:
+    (tmp_path / "db").mkdir()
+    options = {"store": f"sqlite:///{tmp_path}/s.db", "gateway": f"sqlite:///{tmp_path}/g.db"}
+    options[field] = f"sqlite:///{tmp_path}/db"
+    assert main([command, "--store", options["store"], "--gateway", options["gateway"]]) == 2
+    assert capsys.readouterr().err == (
+        f"aegispay: {field}: is a directory: name a database file (got '{tmp_path}/db')\n"
+    )
+    assert [path.name for path in tmp_path.iterdir()] == ["db"]
+
+
+@pytest.mark.parametrize("field", ["store", "gateway"])
+def test_a_path_below_a_file_is_refused_in_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a directory\n")
+    options = {"store": f"sqlite:///{tmp_path}/s.db", "gateway": f"sqlite:///{tmp_path}/g.db"}
+    options[field] = f"sqlite:///{tmp_path}/notes.txt/x.db"
+    assert main(["run", "--store", options["store"], "--gateway", options["gateway"]]) == 2
+    assert capsys.readouterr().err == (
+        f"aegispay: {field}: '{tmp_path}/notes.txt' is not a directory"
+        f" (got '{tmp_path}/notes.txt/x.db')\n"
+    )
+    assert list(files(tmp_path)) == ["notes.txt"]
+
+
+class Sandbox:
+    """A directory an unprivileged user owns, and the aegispay command run as that user."""
+
+    def __init__(self, root: Path, prefix: list[str] | None, owner: tuple[int, int] | None) -> None:
+        self.root = root
+        self.prefix = prefix
+        self.owner = owner
+        self._modes: dict[Path, int] = {}
+
+    def hand_over(self) -> None:
+        """Give every file to the unprivileged user, so that their mode bits are its own."""
+        if self.owner is not None:
+            for path in [self.root, *self.root.rglob("*")]:
+                os.chown(path, *self.owner)
+
+    def chmod(self, relative: str, mode: int) -> None:
+        """Set a mode, remembering the old one for restore()."""
+        path = self.root / relative
+        self._modes.setdefault(path, path.stat().st_mode)
+        path.chmod(mode)
+
+    def restore(self) -> None:
+        """Put back every mode chmod() changed, so the files can be read and removed."""
+        for path, mode in self._modes.items():
+            path.chmod(mode)
+
+    def files(self) -> dict[str, bytes]:
+        """Every file below the root with its bytes."""
+        return {
+            str(path.relative_to(self.root)): path.read_bytes()
+            for path in sorted(self.root.rglob("*"))
+            if path.is_file()
+        }
+
+    def aegispay(self, *args: str) -> tuple[int, str, str]:
+        """Run the command as the unprivileged user; return its exit status, stdout and stderr."""
+        if self.prefix is None:
+            # Not root: mode bits already apply to this process, so the command runs in it.
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                status = main(list(args))
+            return status, out.getvalue(), err.getvalue()
+        done = subprocess.run(
+            [*self.prefix, sys.executable, "-m", "aegispay.cli", *args],
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="module")
+def unprivileged() -> tuple[list[str] | None, tuple[int, int] | None]:
+    """The prefix that drops root and the user it drops to; None, None when not root."""
+    if os.geteuid() != 0:
+        return None, None
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("root ignores mode bits, and there is no 'nobody' user to run as instead")
+    if shutil.which("setpriv"):
+        ids = [f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+        prefix = ["setpriv", *ids]
+    elif shutil.which("runuser"):
+        prefix = ["runuser", "-u", "nobody", "--"]
+    else:
+        pytest.skip("root ignores mode bits, and neither setpriv nor runuser is here to drop root")
+    probe = [*prefix, sys.executable, "-c", "import aegispay"]
+    tried = subprocess.run(probe, cwd="/", capture_output=True, text=True, check=False)
+    if tried.returncode != 0:
+        pytest.skip(f"user nobody cannot run this Python with aegispay: {tried.stderr[-200:]}")
+    return prefix, (nobody.pw_uid, nobody.pw_gid)
+
+
+@pytest.fixture
+def sandbox(
+    unprivileged: tuple[list[str] | None, tuple[int, int] | None],
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Sandbox]:
+    """A store in data/ and a gateway ledger in ledger/ after a small run, owned by the user."""
+    # Not tmp_path: pytest's base directory is private to its user, so nobody could reach it.
+    with tempfile.TemporaryDirectory(prefix="aegispay-") as directory:
+        box = Sandbox(Path(directory), *unprivileged)
+        box.root.chmod(0o755)
+        for name in ("data", "ledger"):
+            (box.root / name).mkdir()
+        store, gateway = f"sqlite:///{box.root}/data/store.db", f"sqlite:///{box.root}/ledger/gw.db"
+        assert main(["run", "--store", store, "--gateway", gateway, "--payments", "2"]) == 0
+        capsys.readouterr()
+        box.hand_over()
+        try:
+            yield box
+        finally:
+            box.restore()
+
+
+UNUSABLE = {
+    "a store in a directory without permission":
+        ("audit", "data/store.db", {"data": 0o000},
+         "store: directory '{root}/data' cannot be entered"),
+    "a store below a directory without permission":
+        ("run", "data/old/store.db", {"data": 0o000},
+         "store: '{root}/data/old' cannot be reached (Permission denied)"),
+    "a store file in an unwritable directory":
+        ("recover", "data/store.db", {"data": 0o555},
+         "store: directory '{root}/data' is not writable"),
+    "a new store file in an unwritable directory":
+        ("run", "data/new.db", {"data": 0o555},
+         "store: directory '{root}/data' is not writable"),
+    "a read-only store file":
+        ("run", "data/store.db", {"data/store.db": 0o444},
+         "store: is read-only: AegisPay writes to it"),
+    "an unreadable store file":
+        ("audit", "data/store.db", {"data/store.db": 0o200},
+         "store: cannot be read (permission denied)"),
+    "a gateway in a directory without permission":
+        ("recover", "data/store.db", {"ledger": 0o000},
+         "gateway: directory '{root}/ledger' cannot be entered"),
+    "a gateway file in an unwritable directory":
+        ("audit", "data/store.db", {"ledger": 0o555},
+         "gateway: directory '{root}/ledger' is not writable"),
+    "a read-only gateway file":
+        ("run", "data/store.db", {"ledger/gw.db": 0o444},
+         "gateway: is read-only: AegisPay writes to it"),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "store", "modes", "rule"), UNUSABLE.values(), ids=UNUSABLE)
+def test_a_path_the_user_may_not_use_is_refused_in_one_line_and_nothing_changes(
+    sandbox: Sandbox, command: str, store: str, modes: dict[str, int], rule: str
+) -> None:
+    """Run as an unprivileged user when root: root reads and writes whatever the modes say."""
+    root = sandbox.root
+    refused = f"{root}/ledger/gw.db" if rule.startswith("gateway") else f"{root}/{store}"
+    before = sandbox.files()
+    for path, mode in modes.items():
+        sandbox.chmod(path, mode)
+    status, out, err = sandbox.aegispay(
+        command,
+        "--store",
+        f"sqlite:///{root}/{store}",
+        "--gateway",
+        f"sqlite:///{root}/ledger/gw.db",
+    )
+    assert (status, out) == (2, "")
+    assert err == f"aegispay: {rule.format(root=root)} (got '{refused}')\n"
+    sandbox.restore()
+    assert sandbox.files() == before
 
 
 # Errors in one line, with an exit status

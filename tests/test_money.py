@@ -10,7 +10,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from aegispay.domain.errors import InvalidRequest
-from aegispay.domain.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS, Money, parse_amount
+from aegispay.domain.money import (
+    CURRENCY_EXPONENTS,
+    MAX_MINOR_UNITS,
+    Money,
+    parse_amount,
+    parse_currency,
+)
 
 currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
 
@@ -117,17 +123,59 @@ ARABIC_INDIC_19 = "\u0661\u0669"
 
 @pytest.mark.parametrize(
     "amount",
-    [FULL_WIDTH_19, ARABIC_INDIC_19, "1_000", "1e2", "1E2", "+5", "5.", ".5", "1 000", "1,00",
-     "0x10", "--5"],
+    ["1_000", "1e2", "1E2", "+5", "5.", ".5", "1 000", "1,00", "0x10", "--5", "\x1c5", "5\x1f"],
 )  # fmt: skip
 def test_a_string_amount_must_be_ascii_digits_with_an_optional_point_and_digits_after_it(
     amount: str,
 ) -> None:
-    """Decimal() reads full-width digits, underscores, exponents and a plus sign; we do not."""
+    """Decimal() reads underscores, exponents and a plus sign, str.strip() drops \\x1c-\\x1f."""
     with pytest.raises(InvalidRequest) as raised:
         parse_amount(amount, "USD")
     assert raised.value.field == "amount"
     assert raised.value.rule == "must be a decimal number like '19.99'"
+
+
+@pytest.mark.parametrize(
+    ("amount", "found"),
+    [(FULL_WIDTH_19, "U+FF11 FULLWIDTH DIGIT ONE"),
+     (ARABIC_INDIC_19, "U+0661 ARABIC-INDIC DIGIT ONE"),
+     ("19.99\u00a0", "U+00A0 NO-BREAK SPACE"),
+     ("\u00a019.99", "U+00A0 NO-BREAK SPACE"),
+     ("1\u2009000", "U+2009 THIN SPACE"),
+     ("\u30005", "U+3000 IDEOGRAPHIC SPACE"),
+     ("5\u2028", "U+2028 LINE SEPARATOR"),
+     ("5\u0085", "U+0085"),
+     ("\u200b5", "U+200B ZERO WIDTH SPACE")],
+)  # fmt: skip
+def test_a_non_ascii_character_anywhere_in_an_amount_is_refused_by_its_code_point(
+    amount: str, found: str
+) -> None:
+    """Decimal() reads other scripts' digits and str.strip() drops no-break spaces; we do not."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(amount, "USD")
+    assert raised.value.field == "amount"
+    assert raised.value.rule == f"must be a decimal number like '19.99' in ASCII: found {found}"
+
+
+@given(
+    before=st.text(max_size=3),
+    odd=st.characters(min_codepoint=0x80),
+    after=st.text(max_size=3),
+)
+def test_every_amount_holding_a_non_ascii_character_is_refused(
+    before: str, odd: str, after: str
+) -> None:
+    """An amount is ASCII: one character outside it, anywhere, refuses the whole amount."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(f"{before}1{odd}{after}", "USD")
+    assert raised.value.field == "amount"
+
+
+def test_an_int_too_long_to_print_is_refused_as_too_large() -> None:
+    """Python refuses to print an int over 4300 digits; the error must not fail in turn."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_amount(10**5000, "USD")
+    assert "at most" in raised.value.rule
 
 
 @pytest.mark.parametrize("amount", [None, True, False, [19], b"19.99", Fraction(1, 2)], ids=repr)
@@ -164,6 +212,42 @@ def test_an_unknown_currency_is_rejected_naming_the_currency_field() -> None:
         parse_amount("19.99", "XYZ")
     assert raised.value.field == "currency"
     assert raised.value.rule
+
+
+@pytest.mark.parametrize(("code", "currency"), [("usd", "USD"), (" eur ", "EUR"), ("JpY", "JPY")])
+def test_a_currency_code_in_ascii_letters_is_read_case_insensitively(
+    code: str, currency: str
+) -> None:
+    assert parse_currency(code) == currency
+
+
+@pytest.mark.parametrize(
+    ("code", "found"),
+    [("\u017fek", "U+017F LATIN SMALL LETTER LONG S"),
+     ("\u0131sk", "U+0131 LATIN SMALL LETTER DOTLESS I"),
+     ("U\u0405D", "U+0405 CYRILLIC CAPITAL LETTER DZE"),
+     ("\uff35\uff33\uff24", "U+FF35 FULLWIDTH LATIN CAPITAL LETTER U"),
+     ("\u00a0USD", "U+00A0 NO-BREAK SPACE"),
+     ("USD\u200b", "U+200B ZERO WIDTH SPACE")],
+)  # fmt: skip
+def test_a_currency_code_with_a_non_ascii_character_is_refused_by_its_code_point(
+    code: str, found: str
+) -> None:
+    """str.upper() turns a long s into S and a dotless i into I: "\u017fek" would be SEK."""
+    with pytest.raises(InvalidRequest) as raised:
+        parse_currency(code)
+    assert raised.value.field == "currency"
+    assert raised.value.rule == (
+        f"must be an ISO 4217 code such as USD in ASCII letters: found {found}"
+    )
+
+
+@pytest.mark.parametrize("code", ["XYZ", "", "US", "USDD", 840, None], ids=repr)
+def test_a_currency_that_is_not_an_iso_code_is_refused(code: object) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_currency(code)
+    assert raised.value.field == "currency"
+    assert "ISO 4217" in raised.value.rule
 
 
 def test_money_parse_with_an_unknown_currency_names_the_currency_field() -> None:

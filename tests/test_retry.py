@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.failures import (
@@ -142,6 +144,45 @@ def test_the_backoff_is_capped_at_max() -> None:
     clock = VirtualClock()
     retry(Flaky(6), clock, RetryPolicy(retries=6, jitter=0))
     assert clock.slept == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+@pytest.mark.parametrize("retry_number", [1_100, 10_000, 10**100])
+def test_a_very_late_retry_waits_the_max_instead_of_overflowing(retry_number: int) -> None:
+    """2.0 ** 10_000 overflows a float; growth that far past max is simply max."""
+    assert NO_JITTER.backoff(retry_number, random.Random(0)) == NO_JITTER.max
+
+
+def test_a_zero_initial_backoff_stays_zero_however_late_the_retry() -> None:
+    policy = RetryPolicy(initial=0, jitter=0)
+    assert policy.backoff(10_000, random.Random(0)) == 0.0
+
+
+seconds = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+policies = st.builds(
+    RetryPolicy,
+    initial=seconds,
+    max=seconds,
+    multiplier=st.floats(min_value=1, max_value=1e6, allow_nan=False, allow_infinity=False),
+    jitter=seconds,
+)
+
+
+@given(policy=policies, retry_number=st.integers(min_value=1, max_value=10**30), seed=st.integers())
+def test_every_backoff_is_between_zero_and_max_for_any_retry_number(
+    policy: RetryPolicy, retry_number: int, seed: int
+) -> None:
+    """However late the retry, the backoff is a wait from 0 to max seconds, never an error."""
+    assert 0 <= policy.backoff(retry_number, random.Random(seed)) <= policy.max
+
+
+@given(policy=policies, retry_number=st.integers(min_value=1, max_value=10**30))
+def test_without_jitter_a_later_retry_never_waits_less(
+    policy: RetryPolicy, retry_number: int
+) -> None:
+    """Backoff without jitter never decreases from one retry to the next, up to the cap."""
+    steady = policy.model_copy(update={"jitter": 0.0})
+    rng = random.Random(0)
+    assert steady.backoff(retry_number, rng) <= steady.backoff(retry_number + 1, rng)
 
 
 def test_jittered_sleeps_stay_between_the_base_and_the_base_plus_jitter() -> None:

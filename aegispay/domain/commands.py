@@ -8,8 +8,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from aegispay.domain.errors import InvalidRequest
-from aegispay.domain.money import Money
+from aegispay.domain.errors import InvalidRequest, code_point
+from aegispay.domain.money import Money, parse_currency
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -20,6 +20,16 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH)]
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH)
 ]
+
+# Characters no key or id may hold, by Unicode category: each is invisible or breaks a line, so
+# two keys that print alike would be two payments. A lone surrogate cannot even be encoded.
+FORBIDDEN_CHARACTERS = {
+    "Cc": "control characters",
+    "Cf": "invisible format characters",
+    "Cs": "lone surrogates",
+    "Zl": "line separators",
+    "Zp": "paragraph separators",
+}
 
 
 class CreatePayment(BaseModel):
@@ -46,10 +56,8 @@ class CreatePayment(BaseModel):
 
         The currency code is read case-insensitively: "usd" is accepted and stored as "USD".
         """
-        if not isinstance(currency, str):
-            raise InvalidRequest("currency", "must be an ISO 4217 code such as USD", currency)
         key = validate_key(idempotency_key)
-        money = Money.parse(amount, currency.strip().upper())
+        money = Money.parse(amount, parse_currency(currency))
         return validated(
             cls,
             idempotency_key=key,
@@ -79,15 +87,16 @@ def validate_key(value: object) -> str:
 
 
 def validate_text(field: str, value: object, max_length: int) -> str:
-    """Check a text field is a non-blank string within a length, free of control characters."""
+    """Check a text field is a non-blank string within a length, with no invisible characters."""
     if not isinstance(value, str):
         raise InvalidRequest(field, "must be a string", value)
     if not value.strip():
         raise InvalidRequest(field, "must not be empty", value)
     if len(value) > max_length:
         raise InvalidRequest(field, f"must be at most {max_length} characters", value[:40] + "...")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise InvalidRequest(field, "must not contain control characters", value)
+    for char in value:
+        if kind := FORBIDDEN_CHARACTERS.get(unicodedata.category(char)):
+            raise InvalidRequest(field, f"must not contain {kind}: found {code_point(char)}", value)
     return value
 
 

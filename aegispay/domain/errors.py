@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 
@@ -16,8 +17,22 @@ class InvalidRequest(AegisPayError, ValueError):
         self.field = field
         self.rule = rule
         self.value = value
-        shown = "" if value is ... else f" (got {value!r})"
+        shown = "" if value is ... else f" (got {_shown(value)})"
         super().__init__(f"{field}: {rule}{shown}")
+
+
+def _shown(value: object) -> str:
+    try:
+        return repr(value)
+    except ValueError:
+        # Python refuses to print an int of more than 4300 digits; the error must still be raised.
+        return "a number too long to print"
+
+
+def code_point(char: str) -> str:
+    """Name a character as an error shows it, "U+200B ZERO WIDTH SPACE", even if it is invisible."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}".rstrip()
 
 
 class InvalidTransition(AegisPayError):

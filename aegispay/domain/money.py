@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from aegispay.domain.errors import InvalidRequest
+from aegispay.domain.errors import InvalidRequest, code_point
 
 # ISO 4217 active codes and their minor-unit exponents (digits after the decimal point).
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -38,6 +38,24 @@ MAX_MINOR_UNITS = 10**15
 # "1_000" and full-width digits; an amount is written one way only. The minus sign is read so
 # that "-1" is told it must be greater than zero rather than that it is not a number.
 DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+# Trimmed from the edges of an amount or a currency code. str.strip() would also trim no-break
+# and thin spaces and the ASCII separators \x1c-\x1f, none of which a typed value holds.
+ASCII_WHITESPACE = " \t\r\n"
+
+
+def parse_currency(value: object) -> str:
+    """Read an ISO 4217 code in ASCII letters, case-insensitively: "usd" is read as USD."""
+    if not isinstance(value, str):
+        raise InvalidRequest("currency", "must be an ISO 4217 code such as USD", value)
+    # Checked before upper-casing: str.upper() turns "\u017fek" (long s) into "SEK".
+    if odd := _first_non_ascii(value):
+        raise InvalidRequest(
+            "currency", f"must be an ISO 4217 code such as USD in ASCII letters: found {odd}", value
+        )
+    code = value.strip(ASCII_WHITESPACE).upper()
+    currency_exponent(code)
+    return code
 
 
 def currency_exponent(currency: str) -> int:
@@ -76,12 +94,21 @@ def _exact_decimal(value: object) -> Decimal:
         )
     if not isinstance(value, str):
         return Decimal(value)
-    text = value.strip()
+    text = value.strip(ASCII_WHITESPACE)
     if DECIMAL_TEXT.fullmatch(text):
         return Decimal(text)
+    if odd := _first_non_ascii(text):
+        raise InvalidRequest(
+            "amount", f"must be a decimal number like '19.99' in ASCII: found {odd}", value
+        )
     if _names_infinity_or_nan(text):
         raise InvalidRequest("amount", "must be a finite number", value)
     raise InvalidRequest("amount", "must be a decimal number like '19.99'", value)
+
+
+def _first_non_ascii(text: str) -> str:
+    """Name the first character of text outside ASCII, or return "" when it is all ASCII."""
+    return next((code_point(char) for char in text if not char.isascii()), "")
 
 
 def _names_infinity_or_nan(text: str) -> bool:

@@ -7,7 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from aegispay.domain.errors import InvalidRequest
+
 BUSY_TIMEOUT_SECONDS = 30.0
+
+# SQLite's result codes for a file it cannot open, write or read as a database.
+FILE_ERRORS = frozenset(
+    (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_NOTADB)
+)
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -74,3 +81,16 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def opening(field: str, path: str) -> Iterator[None]:
+    """Turn SQLite's refusal of a file while opening it into an InvalidRequest naming the path."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        # Extended codes (SQLITE_READONLY_DBMOVED, ...) carry the primary code in the low byte.
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in FILE_ERRORS:
+            raise
+        raise InvalidRequest(field, f"cannot be opened as a database ({error})", path) from None

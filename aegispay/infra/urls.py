@@ -1,7 +1,10 @@
-"""Store URLs: `memory://` and `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`."""
+"""Store URLs (`memory://`, `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`) and
+the checks that this process may create, read and write the files they name."""
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +41,64 @@ def parse_store_url(field: str, url: object) -> StoreURL:
     # A path is taken literally: '?' and '#' would not pass SQLite options, they would name a file.
     if "?" in url or "#" in url:
         raise InvalidRequest(field, "must not have a query string or fragment ('?' or '#')", url)
-    if Path(path).is_dir():
-        raise InvalidRequest(field, "is a directory: name a database file", path)
     return StoreURL("sqlite", path)
+
+
+def parse_storage_urls(store: object, gateway: object) -> tuple[StoreURL, StoreURL]:
+    """Parse the store and gateway URLs; refuse files this process cannot use, or one for both."""
+    urls = parse_store_url("store", store), parse_store_url("gateway", gateway)
+    for field, url in zip(("store", "gateway"), urls, strict=True):
+        if url.scheme == "sqlite":
+            check_access(field, url.path)
+    check_distinct(*urls)
+    return urls
+
+
+def check_access(field: str, path: str) -> None:
+    """Refuse a database path this process could not create, read and write, naming the path."""
+    parent = Path(path).parent
+    found = _stat(field, parent, path)
+    if found is None:
+        raise InvalidRequest(field, f"directory {str(parent)!r} does not exist", path)
+    if not stat.S_ISDIR(found.st_mode):
+        raise InvalidRequest(field, f"{str(parent)!r} is not a directory", path)
+    if not os.access(parent, os.X_OK):
+        raise InvalidRequest(field, f"directory {str(parent)!r} cannot be entered", path)
+    for suffix in ("", "-wal", "-shm"):
+        _check_file(field, path, suffix)
+    # SQLite creates the file, then its -wal and -shm files beside it, on first use.
+    if not os.access(parent, os.W_OK):
+        raise InvalidRequest(field, f"directory {str(parent)!r} is not writable", path)
+
+
+def _check_file(field: str, path: str, suffix: str) -> None:
+    """Refuse an existing file that is not a regular file this process may read and write."""
+    file = Path(path + suffix)
+    found = _stat(field, file, path)
+    if found is None:
+        return
+    # The database itself is the path the error shows; its -wal and -shm files are named.
+    subject = f"{path + suffix!r} " if suffix else ""
+    if stat.S_ISDIR(found.st_mode):
+        raise InvalidRequest(field, f"{subject}is a directory: name a database file", path)
+    if not stat.S_ISREG(found.st_mode):
+        raise InvalidRequest(field, f"{subject}is not a regular file", path)
+    if not os.access(file, os.R_OK):
+        raise InvalidRequest(field, f"{subject}cannot be read (permission denied)", path)
+    if not os.access(file, os.W_OK):
+        raise InvalidRequest(field, f"{subject}is read-only: AegisPay writes to it", path)
+
+
+def _stat(field: str, file: Path, path: str) -> os.stat_result | None:
+    """Stat a file, following links; None if it does not exist, InvalidRequest if unreachable."""
+    try:
+        return file.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise InvalidRequest(
+            field, f"{str(file)!r} cannot be reached ({error.strerror or error})", path
+        ) from None
 
 
 def check_distinct(store: StoreURL, gateway: StoreURL) -> None:

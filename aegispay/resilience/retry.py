@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,7 +27,13 @@ class RetryPolicy(BaseModel):
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """The wait before retry number `retry_number` (1, 2, ...): grows, jitters, is capped."""
-        base = self.initial * self.multiplier ** (retry_number - 1)
+        try:
+            growth = self.multiplier ** (retry_number - 1)
+        except OverflowError:
+            # Far past any float, so far past max: the cap below applies all the same.
+            growth = math.inf
+        # An initial backoff of zero stays zero, where 0 * inf would be NaN.
+        base = self.initial * growth if self.initial else 0.0
         return min(base + rng.uniform(0, self.jitter), self.max)
 
 
