@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from aegispay import AegisPay, ChargeStatus, FailureConfig, Payment, PaymentState, ScheduledFault
+from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.events import PaymentFailed
+from aegispay.infra.gateway.ledger import InMemoryLedger
 from aegispay.orchestration import workflows
 from aegispay.sim import enumeration
 from aegispay.sim.enumeration import Scenario
@@ -231,3 +233,23 @@ def test_four_processes_paying_the_same_orders_through_a_flaky_network_agree_wit
         states = {p.state for p in pay.list_payments()}
         assert states <= {PaymentState.SUCCESS, PaymentState.FAILURE}
         assert len(pay.list_payments()) == 40
+
+
+class LedgerThatFailsEveryWrite(InMemoryLedger):
+    """A provider whose charges fail in a way nobody classified (its own database is broken)."""
+
+    def record(self, charge: ChargeRecord) -> ChargeRecord:
+        raise OSError("the provider's database refused the write")
+
+
+def test_a_charge_that_keeps_failing_in_an_unknown_way_ends_the_call_unknown_not_looping() -> None:
+    first = AegisPay.in_memory(seed=1)
+    first.storage.ledgers["primary"] = LedgerThatFailsEveryWrite()
+    pay = first.restart()  # the next process finds the provider in this state
+    payment = pay.process_payment(create(pay, "k").id)
+    assert payment.state is PaymentState.UNKNOWN
+    assert len(pay.events(payment.id)) == 4  # initiated, authenticated, started, unknown
+    report = pay.recover()  # each run re-drives once and stops again: bounded work
+    assert (report.found, report.unresolved) == (1, 1)
+    assert len(pay.events(payment.id)) == 6  # + not found, + unknown
+    assert not pay.charges()

@@ -173,9 +173,11 @@ def _settle_charge(
         )
     error, rule = result.error, classify(result.error)
     if rule.may_have_charged:
+        # Verify once, without re-driving: a charge that keeps failing in an unknown way would
+        # otherwise loop here for ever. "Not found" leaves it UNKNOWN for a later recovery.
         return record(
             ports, payment, lambda at: decisions.outcome_unknown(payment, str(error), at)
-        ).flat_map(lambda p: verify_with_gateway(ports, p))
+        ).flat_map(lambda p: verify_with_gateway(ports, p, redrive=False))
     # Our request certainly never left (retries ran out, the breaker refused), but another
     # actor's may still be on the wire: only a confirmed cancel makes giving up safe.
     kind = kind_of(error)
@@ -211,12 +213,13 @@ def cancel(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) 
     return IO.delay(lambda: gateway.cancel(payment.id)).attempt().flat_map(settle)
 
 
-def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
+def verify_with_gateway(ports: Ports, payment: Payment, redrive: bool = True) -> IO[Payment]:
     """Ask the payment's gateway by merchant reference and settle on its answer.
 
-    Charged, declined or cancelled settles the payment. Never seen means "not yet": the charge
-    is re-driven with the same idempotency key, which the gateway deduplicates (and giving up
-    on it goes through a cancel). Unreachable: the payment stays UNKNOWN.
+    Charged, declined or cancelled settles the payment. Never seen means "not yet": with
+    `redrive`, the charge is re-driven with the same idempotency key, which the gateway
+    deduplicates (and giving up on it goes through a cancel); without, the payment stays as it
+    is for a later run. Unreachable: the payment stays UNKNOWN.
     """
     assert payment.gateway is not None, "only a payment whose processing started is verified"
     gateway = ports.gateways.get(payment.gateway)
@@ -225,6 +228,8 @@ def verify_with_gateway(ports: Ports, payment: Payment) -> IO[Payment]:
         if isinstance(result, Err):
             return unresolved(ports, payment, result.error)
         found = result.value
+        if found is None and not redrive:
+            return _counted(ports, "verification.not_yet", payment)
         settled = record(
             ports, payment, lambda at: decisions.verification_outcome(payment, found, at)
         ).flat_map(lambda p: _counted(ports, f"verification.{_verdict(found)}", p))
