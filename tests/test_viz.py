@@ -5,6 +5,7 @@ from __future__ import annotations
 from aegispay import TRANSITIONS, AegisPay, FailureConfig, PaymentState
 from aegispay.resilience.breaker import BreakerState
 from aegispay.viz import breaker_diagram, event_table, state_machine_diagram
+from aegispay.viz.diagrams import LIT
 from aegispay.viz.widgets import CrashLab, FaultPanel
 
 
@@ -34,6 +35,15 @@ def test_the_path_a_payment_took_is_drawn_bold() -> None:
     assert any("PROCESSING -> SUCCESS" in line and "PaymentSucceeded" in line for line in bold)
 
 
+def test_the_current_state_is_lit_and_the_taken_edges_carry_their_versions() -> None:
+    pay = AegisPay.in_memory()
+    payment_id = paid(pay)
+    source = state_machine_diagram(pay.event_store.read(payment_id)).source
+    assert f'SUCCESS [label="SUCCESS\nnow" fillcolor="{LIT}" penwidth=3]' in source
+    assert 'PROCESSING -> SUCCESS [label="v4: PaymentSucceeded"' in source
+    assert source.count(LIT) == 1
+
+
 def test_the_breaker_diagram_counts_the_transitions_it_recorded() -> None:
     pay = AegisPay.in_memory(faults=FailureConfig(network_rate=1.0))
     breaker = pay.circuit_breaker("primary")
@@ -41,7 +51,8 @@ def test_the_breaker_diagram_counts_the_transitions_it_recorded() -> None:
         paid(pay, key=f"b{len(pay.list_payments())}")
     source = breaker_diagram(breaker).source
     assert "1 times" in source
-    assert 'OPEN [fillcolor="#ffd6d6"' in source
+    assert 'OPEN [label="OPEN\ncalls refused" fillcolor="#f87171"' in source
+    assert "OPEN -> gateway [label=disconnected" in source
 
 
 def test_the_event_table_shows_each_version_in_order() -> None:

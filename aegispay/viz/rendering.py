@@ -99,6 +99,13 @@ class Rendered:
             return None
         return f"<p>{html.escape(HINT)}</p><pre>{html.escape(self.source)}</pre>"
 
+    def as_html(self) -> str:
+        """The picture as HTML to place in a page or an HTML widget: inline SVG, else the source."""
+        if self.svg is None:
+            return self._repr_html_() or ""
+        # The XML prolog and doctype before <svg> are not allowed inside an HTML page.
+        return self.svg[self.svg.find("<svg") :]
+
     def __repr__(self) -> str:
         if self.svg is None:
             return f"{HINT}\n{self.source}"

@@ -1,47 +1,100 @@
-"""Notebook widgets: inject faults with sliders, crash the engine with a button, then recover.
+"""Notebook widgets: inject faults, crash the engine, contend for a lock, and watch the pictures
+of what each click changed.
 
 The widgets hold an engine and call only its public methods (`set_faults`, `crash_at`,
-`process_payment`, `restart`, `recover`), so a notebook shows exactly what a program would do.
-Their state is plain attributes, so tests drive them with `button.click()`, no browser needed.
+`process_payment`, `restart`, `recover`, `locks`, `clock`), so a notebook shows exactly what a
+program would do. Every click redraws the pictures it affects. Their state is plain attributes
+and their logic plain methods, so tests drive them with `button.click()`, no browser needed.
+Time passes on the engine's clock: with `AegisPay.in_memory` (a VirtualClock) it passes at once.
 """
 
 from __future__ import annotations
 
-import ipywidgets as w
+import html
+import math
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
 
+import ipywidgets as w
+from pydantic import ValidationError
+
+# The engine's pieces these widgets drive, in one place.
 from aegispay.app import AegisPay
+from aegispay.domain.errors import AegisPayError
 from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
 from aegispay.sim.faults import EXCLUSIVE_KINDS, FailureConfig
+from aegispay.viz.diagrams import LeaseWindow, breaker_diagram
+from aegispay.viz.explorer import PaymentExplorer, Snapshot, pictures_html
+from aegispay.viz.rendering import Rendered
 
 
-class FaultPanel:
-    """One slider per gateway fault kind (and projection writes); each change calls set_faults."""
+def explain_refusal(rates: Mapping[str, float], error: ValidationError) -> str:
+    """Why FailureConfig refused these rates (by kind), in one line a person reads at a glance."""
+    exclusive = {kind: rates[kind] for kind in EXCLUSIVE_KINDS if rates.get(kind)}
+    total = math.fsum(exclusive.values())
+    if total > 1:
+        added = " + ".join(f"{kind} {rate:.0%}" for kind, rate in exclusive.items())
+        return (
+            f"{added} = {total:.0%}; each of these replaces a call's answer, "
+            "so together they can be at most 100%"
+        )
+    first = error.errors()[0]
+    return f"{'.'.join(map(str, first['loc'])) or 'faults'}: {first['msg']}"
+
+
+class FaultPanel(Snapshot):
+    """One slider per fault kind, a button that sends payments through the faults, and a picture
+    of every gateway's circuit breaker, redrawn after each batch, heal or cool-down.
+
+        panel = FaultPanel(AegisPay.in_memory(seed=4))
+        panel.sliders["network"].value = 1.0; panel.send_button.click()  # breakers open
+        panel                                                            # sliders and pictures
+    """
 
     KINDS = (*EXCLUSIVE_KINDS, "slow", "projection")
 
-    def __init__(self, pay: AegisPay) -> None:
+    def __init__(self, pay: AegisPay, batch: int = 5) -> None:
         self.pay = pay
+        self.sent = 0
         self.sliders = {
             kind: w.FloatSlider(value=pay.settings.faults.rate(kind), min=0, max=1, step=0.05,
                                 description=kind, continuous_update=False)
             for kind in self.KINDS
         }  # fmt: skip
         self.status = w.HTML()
+        self.outcomes = w.HTML()
+        self.breaker_pictures = w.HTML()
         self.heal_button = w.Button(description="Heal everything", icon="medkit")
+        self.batch = w.BoundedIntText(value=batch, min=1, max=100, description="payments")
+        self.send_button = w.Button(description="Send them", icon="paper-plane")
+        self.wait_button = w.Button(description=f"Let {self.cool_down:g} s pass", icon="clock")
         for slider in self.sliders.values():
             slider.observe(lambda _change: self.apply(), names="value")
         self.heal_button.on_click(lambda _button: self.heal())
-        self.widget = w.VBox([*self.sliders.values(), self.heal_button, self.status])
+        self.send_button.on_click(lambda _button: self.send())
+        self.wait_button.on_click(lambda _button: self.wait())
+        actions = w.HBox([self.batch, self.send_button, self.wait_button, self.heal_button])
+        self.widget = w.VBox([
+            *self.sliders.values(), actions, self.status, self.outcomes, self.breaker_pictures
+        ])  # fmt: skip
+        self.redraw()
+
+    @property
+    def cool_down(self) -> float:
+        """The longest time any breaker stays open before it lets a probe through."""
+        return max(self.pay.circuit_breaker(name).config.timeout for name in self.pay.gateways)
 
     def apply(self) -> None:
         """Send the sliders' rates to the engine; a combination over 100% is refused and shown."""
-        rates = {f"{kind}_rate": slider.value for kind, slider in self.sliders.items()}
+        rates = {kind: slider.value for kind, slider in self.sliders.items()}
         try:
-            self.pay.set_faults(FailureConfig.model_validate(rates))
-        except ValueError as error:
-            self.status.value = f"<b>refused</b>: {str(error).splitlines()[-1]}"
+            config = FailureConfig.model_validate({f"{k}_rate": v for k, v in rates.items()})
+        except ValidationError as error:
+            self.status.value = f"<b>refused</b>: {html.escape(explain_refusal(rates, error))}"
             return
-        active = {kind: rate for kind, rate in rates.items() if rate}
+        self.pay.set_faults(config)
+        active = ", ".join(f"{kind} {rate:.0%}" for kind, rate in rates.items() if rate)
         self.status.value = f"faults now: {active or 'none'}"
 
     def heal(self) -> None:
@@ -49,10 +102,64 @@ class FaultPanel:
         for slider in self.sliders.values():
             slider.value = 0.0
         self.apply()
+        self.redraw()
+
+    def send(self, count: int | None = None) -> Counter[str]:
+        """Create and process `count` payments (the box's number by default); tally their ends."""
+        ends: Counter[str] = Counter()
+        for _ in range(count or self.batch.value):
+            self.sent += 1
+            payment = self.pay.create_payment(
+                idempotency_key=f"panel-{self.pay.settings.seed}-{self.sent}", amount="10.00",
+                currency="USD", customer_id="cus_panel", payment_method="tok_visa",
+            )  # fmt: skip
+            try:
+                ends[self.pay.process_payment(payment.id).state] += 1
+            except ProcessCrash:
+                ends["process died"] += 1
+                break
+        tally = ", ".join(f"{n} {end}" for end, n in ends.items())
+        self.outcomes.value = f"sent {ends.total()}: {tally}"
+        self.redraw()
+        return ends
+
+    def wait(self, seconds: float | None = None) -> None:
+        """Let time pass on the engine's clock (a breaker's cool-down by default), and redraw."""
+        self.pay.clock.sleep(self.cool_down if seconds is None else seconds)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw every gateway's breaker as it is now."""
+        self.breaker_pictures.value = pictures_html(*(
+            self.breaker(name).as_html() for name in self.pay.gateways
+        ))  # fmt: skip
+
+    def breaker(self, name: str = "primary") -> Rendered:
+        """The picture of one gateway's breaker as it is now."""
+        return breaker_diagram(self.pay.circuit_breaker(name))
+
+    def snapshot_html(self) -> str:
+        """The rates, the last batch's outcome and the breakers, as they are now."""
+        rates = ", ".join(f"{k} {s.value:.0%}" for k, s in self.sliders.items() if s.value)
+        return (
+            f"<p><b>faults</b>: {rates or 'none'}</p><p>{self.status.value}</p>"
+            f"<p>{self.outcomes.value}</p>{self.breaker_pictures.value}"
+        )
+
+    def summary(self) -> str:
+        """The breakers' states in one line."""
+        states = ", ".join(f"{n} {self.pay.circuit_breaker(n).state}" for n in self.pay.gateways)
+        return f"<FaultPanel: breakers {states}>"
 
 
-class CrashLab:
-    """Pick a boundary and a side, crash a payment there, restart, recover, check invariants."""
+class CrashLab(Snapshot):
+    """Pick a boundary and a side, crash a payment there, restart, recover, check invariants;
+    after each click the payment's state machine, event timeline and both ledgers are redrawn.
+
+        lab = CrashLab(AegisPay.in_memory(seed=12))
+        lab.crash_button.click(); lab.restart_button.click(); lab.recover_button.click()
+        lab.explorer.state  # "SUCCESS"; `lab` shows the buttons and the pictures
+    """
 
     def __init__(self, pay: AegisPay) -> None:
         self.pay = pay
@@ -64,12 +171,13 @@ class CrashLab:
         self.crash_button = w.Button(description="Pay, and crash there", icon="bolt")
         self.restart_button = w.Button(description="Restart the process", icon="refresh")
         self.recover_button = w.Button(description="Recover", icon="wrench")
-        self.log = w.Textarea(layout=w.Layout(width="100%", height="12em"), disabled=True)
+        self.log = w.Textarea(layout=w.Layout(width="100%", height="8em"), disabled=True)
+        self.explorer = PaymentExplorer(pay)
         self.crash_button.on_click(lambda _button: self.pay_and_crash())
         self.restart_button.on_click(lambda _button: self.restart())
         self.recover_button.on_click(lambda _button: self.recover())
         buttons = w.HBox([self.crash_button, self.restart_button, self.recover_button])
-        self.widget = w.VBox([self.boundary, self.side, buttons, self.log])
+        self.widget = w.VBox([self.boundary, self.side, buttons, self.log, self.explorer.widget])
 
     def say(self, line: str) -> None:
         """Append a line to the lab's log."""
@@ -87,15 +195,19 @@ class CrashLab:
             done = self.pay.process_payment(payment.id)
         except ProcessCrash as crash:
             self.say(f"{payment.id}: the process died ({crash}); restart it, then recover")
-            return
-        self.pay.crashpoints.disarm()
-        self.say(f"{payment.id}: no crash on the way ({done.state}); that boundary was not crossed")
+        else:
+            self.pay.crashpoints.disarm()
+            self.say(
+                f"{payment.id}: no crash on the way ({done.state}); that boundary was not crossed"
+            )
+        self.explorer.show(payment.id)
 
     def restart(self) -> None:
         """Replace the engine by a new process over the same storage."""
-        self.pay = self.pay.restart()
+        self.pay = self.explorer.pay = self.pay.restart()
         in_flight = self.pay.list_payments("PROCESSING") + self.pay.list_payments("UNKNOWN")
         self.say(f"restarted: {len(in_flight)} payment(s) in flight per the projection")
+        self.explorer.refresh()
 
     def recover(self) -> None:
         """Run recovery and check every invariant."""
@@ -103,3 +215,121 @@ class CrashLab:
         found = self.pay.check_invariants()
         self.say(f"recovered: {report.as_dict()}")
         self.say(f"invariants: {found.violations} violation(s); charges: {len(self.pay.charges())}")
+        self.explorer.refresh()
+
+    def snapshot_html(self) -> str:
+        """The log and the pictures as they are now."""
+        return f"<pre>{html.escape(self.log.value)}</pre>{self.explorer.snapshot_html()}"
+
+    def summary(self) -> str:
+        """The payment on show and its state."""
+        return self.explorer.summary().replace("PaymentExplorer", "CrashLab", 1)
+
+
+class LeaseLab(Snapshot):
+    """Two workers and the engine contend for one payment's lock (`payment:<id>`) on the clock;
+    the lease bar (holder, time held, time left or expired) is redrawn after every click.
+    Without a `payment_id` it creates a payment to contend for.
+
+        lab = LeaseLab(AegisPay.in_memory())
+        lab.take_button.click(); lab.advance(31); lab.process_button.click()  # the lease ran out
+        lab                                   # the lease bar, the state machine and the ledgers
+    """
+
+    WORKERS = ("worker-A", "worker-B")
+
+    def __init__(self, pay: AegisPay, payment_id: str | None = None, ttl: float = 30.0) -> None:
+        self.pay = pay
+        self.ttl = ttl
+        if payment_id is None:
+            payment_id = pay.create_payment(
+                idempotency_key=f"lease-lab-{pay.settings.seed}", amount="12.00", currency="EUR",
+                customer_id="cus_lease", payment_method="tok_visa",
+            ).id  # fmt: skip
+        self.resource = f"payment:{payment_id}"
+        self.explorer = PaymentExplorer(pay, payment_id)
+        self.worker = w.ToggleButtons(options=self.WORKERS, description="as")
+        self.take_button = w.Button(description=f"Take the lease ({ttl:g} s)", icon="lock")
+        self.extend_button = w.Button(description="Extend it", icon="plus")
+        self.release_button = w.Button(description="Release it", icon="unlock")
+        self.seconds = w.BoundedFloatText(value=10, min=0, max=3600, description="seconds")
+        self.advance_button = w.Button(description="Let them pass", icon="clock")
+        self.process_button = w.Button(description="Engine: process the payment", icon="play")
+        self.log = w.Textarea(layout=w.Layout(width="100%", height="6em"), disabled=True)
+        self.take_button.on_click(lambda _button: self.take())
+        self.extend_button.on_click(lambda _button: self.extend())
+        self.release_button.on_click(lambda _button: self.release())
+        self.advance_button.on_click(lambda _button: self.advance(self.seconds.value))
+        self.process_button.on_click(lambda _button: self.process())
+        self.widget = w.VBox([
+            w.HBox([self.worker, self.take_button, self.extend_button, self.release_button]),
+            w.HBox([self.seconds, self.advance_button, self.process_button]),
+            self.log, self.explorer.widget,
+        ])  # fmt: skip
+
+    def say(self, line: str) -> None:
+        """Append a line to the lab's log, stamped with the clock."""
+        self.log.value += f"{self.pay.clock.now():%H:%M:%S} {line}\n"
+
+    def take(self) -> None:
+        """The chosen worker asks for the lease; it gets it only if nobody holds it."""
+        worker, now = self.worker.value, self.pay.clock.now()
+        if self.pay.locks.acquire(self.resource, worker, ttl=self.ttl):
+            expires = now + timedelta(seconds=self.ttl)
+            self.explorer.leases[self.resource] = LeaseWindow(worker, now, expires)
+            self.say(f"{worker} holds {self.resource} until {expires:%H:%M:%S}")
+        else:
+            self.say(f"{worker} refused: {self.pay.locks.holder(self.resource)} holds it")
+        self.explorer.refresh()
+
+    def extend(self) -> None:
+        """The chosen worker renews its lease to now + ttl; only the live holder may."""
+        worker, now = self.worker.value, self.pay.clock.now()
+        try:
+            self.pay.locks.extend(self.resource, worker, ttl=self.ttl)
+        except AegisPayError as error:
+            self.say(f"{worker} cannot extend: {error}")
+        else:
+            taken = self.explorer.leases[self.resource].taken_at
+            expires = now + timedelta(seconds=self.ttl)
+            self.explorer.leases[self.resource] = LeaseWindow(worker, taken, expires)
+            self.say(f"{worker} extended its lease to {expires:%H:%M:%S}")
+        self.explorer.refresh()
+
+    def release(self) -> None:
+        """The chosen worker gives the lease back; only the live holder may."""
+        worker = self.worker.value
+        try:
+            self.pay.locks.release(self.resource, worker)
+        except AegisPayError as error:
+            self.say(f"{worker} cannot release: {error}")
+        else:
+            self.say(f"{worker} released {self.resource}")
+        self.explorer.refresh()
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass on the engine's clock, and redraw."""
+        self.pay.clock.sleep(seconds)
+        self.say(f"{seconds:g} s passed")
+        self.explorer.refresh()
+
+    def process(self) -> None:
+        """The engine processes the payment: it waits on the clock for a held lease to run out."""
+        started = self.pay.clock.now()
+        try:
+            done = self.pay.process_payment(self.resource.removeprefix("payment:"))
+        except AegisPayError as error:
+            self.say(f"the engine gave up: {error}")
+        else:
+            waited = (self.pay.clock.now() - started).total_seconds()
+            self.say(f"the engine took the lock after {waited:g} s and settled it: {done.state}")
+        self.explorer.refresh()
+
+    def snapshot_html(self) -> str:
+        """The log and the pictures as they are now."""
+        return f"<pre>{html.escape(self.log.value)}</pre>{self.explorer.snapshot_html()}"
+
+    def summary(self) -> str:
+        """Who holds the lock now."""
+        holder = self.pay.locks.holder(self.resource)
+        return f"<LeaseLab: {self.resource} {'held by ' + holder if holder else 'free'}>"
