@@ -1,6 +1,10 @@
-"""AegisPay: a payment engine that stays correct when everything fails, and shows how."""
+"""AegisPay: a payment engine that stays correct when everything fails, and shows how.
 
-from aegispay.app import AegisPay
+The engine's surface is here; the simulator's levers (faults, crash points, chaos, crash
+enumeration, invariant checks) are in `aegispay.sim`. `AegisPay` is the engine with those
+levers at hand, and without them asked for it is the plain engine (`Engine`).
+"""
+
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import (
@@ -15,27 +19,23 @@ from aegispay.domain.errors import (
     LockTimeout,
     PaymentNotFound,
 )
-from aegispay.domain.failures import ERROR_CLASSES, ErrorClass, GatewayError
+from aegispay.domain.failures import ERROR_CLASSES, ErrorClass, Fault, GatewayError
 from aegispay.domain.money import Money
 from aegispay.domain.payment import Payment, evolve, replay
 from aegispay.domain.states import TRANSITIONS, PaymentState
+from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.io import IO
 from aegispay.orchestration.ports import RecordedEvent
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.resilience.breaker import BreakerConfig, BreakerState
 from aegispay.resilience.retry import RetryPolicy
-from aegispay.sim.chaos import run_chaos
-from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash
-from aegispay.sim.enumeration import enumerate_crashes
-from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ScheduledFault
-from aegispay.sim.invariants import check_invariants, event_log_digest
-from aegispay.sim.workload import run_workload, settle
+
+# The package's front door re-exports the engine with the simulator's levers at hand.
+from aegispay.sim.harness import AegisPay
 
 __all__ = [
-    "BOUNDARIES",
     "ERROR_CLASSES",
-    "FAULT_KINDS",
     "IO",
     "TRANSITIONS",
     "AegisPay",
@@ -45,10 +45,11 @@ __all__ = [
     "ChargeRecord",
     "ChargeStatus",
     "ConcurrencyError",
+    "Engine",
     "ErrorClass",
     "EventContinuityError",
     "EventIntegrityError",
-    "FailureConfig",
+    "Fault",
     "GatewayError",
     "IdempotencyKeyConflict",
     "InvalidRequest",
@@ -59,20 +60,12 @@ __all__ = [
     "Payment",
     "PaymentNotFound",
     "PaymentState",
-    "ProcessCrash",
     "RecordedEvent",
     "RecoveryReport",
     "RetryPolicy",
-    "ScheduledFault",
     "SystemClock",
     "VirtualClock",
-    "check_invariants",
-    "enumerate_crashes",
-    "event_log_digest",
     "evolve",
     "payment_id_for",
     "replay",
-    "run_chaos",
-    "run_workload",
-    "settle",
 ]

@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 
-from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
+from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.urls import parse_storage_urls, parse_store_url
@@ -25,9 +25,10 @@ from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig
+from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import INVARIANTS
 from aegispay.sim.reconciliation import MEANING
-from aegispay.sim.workload import resume_clock, run_workload, settle
+from aegispay.sim.workload import resume_clock, run_workload
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
@@ -199,7 +200,7 @@ def demo_command(args: argparse.Namespace) -> int:
     say("\nThe event log, the source of truth for this payment:")
     for recorded in pay.events(first.id):
         say(f"   v{recorded.version} {recorded.recorded_at:%H:%M:%S} {recorded.event.type}")
-    charges = pay.gateway.charges()
+    charges = pay.charges()
     say(f"\nThe gateway's ledger holds {len(charges)} charge(s) for {done.amount}.")
     say(f"Final state: {pay.get_payment(first.id).state}.")
     return 0
@@ -289,12 +290,11 @@ def _table_names(name: str, path: Path) -> set[str]:
 def recover_command(args: argparse.Namespace) -> int:
     """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
     _check_databases(args.store, args.gateway, existing=True)
-    with AegisPay.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as pay:
-        resume_clock(pay)
-        report, passes = settle(pay)
+    with Engine.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as engine:
+        resume_clock(engine)
+        report = engine.recover(until_quiet=True)
     result = {
         **report.as_dict(),
-        "passes": passes,
         "unresolved_ids": report.unresolved_ids,
         "halted": report.halted,
     }

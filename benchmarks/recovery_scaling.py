@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from statistics import median
 
-from aegispay import AegisPay, Money, ProcessCrash, VirtualClock
+from aegispay import AegisPay, Money, VirtualClock
 from aegispay.domain import decisions
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import CreatePayment
@@ -25,6 +25,7 @@ from aegispay.domain.events import PaymentEvent, event_to_json
 from aegispay.domain.payment import replay
 from aegispay.infra.gateway.simulated import transaction_id_for
 from aegispay.infra.sqlite import connect, immediate
+from aegispay.sim import ProcessCrash
 from aegispay.sim.invariants import check_invariants
 
 SIZES = (1_000, 100_000)

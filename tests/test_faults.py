@@ -20,13 +20,15 @@ from aegispay.domain.failures import (
 from aegispay.domain.money import Money
 from aegispay.infra.clock import EPOCH, VirtualClock
 from aegispay.infra.gateway.ledger import InMemoryLedger
-from aegispay.infra.gateway.simulated import PlannedFault, SimulatedGateway
+from aegispay.infra.gateway.simulated import SimulatedGateway
 from aegispay.infra.telemetry import MemoryMetrics
 from aegispay.sim.faults import (
     FAULT_KINDS,
     GATEWAY_FAULT_KINDS,
     FailureConfig,
     FaultInjector,
+    FaultyGateway,
+    PlannedFault,
     ProcessCrash,
     ScheduledFault,
 )
@@ -209,7 +211,8 @@ class Rig:
         self.clock = VirtualClock()
         self.metrics = MemoryMetrics()
         self.faults = FaultInjector(config, self.clock, self.metrics, seed=1)
-        self.gateway = SimulatedGateway("primary", InMemoryLedger(), self.clock, self.faults)
+        inner = SimulatedGateway("primary", InMemoryLedger(), self.clock)
+        self.gateway = FaultyGateway(inner, self.faults)
 
     def elapsed(self) -> timedelta:
         return self.clock.now() - EPOCH

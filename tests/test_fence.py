@@ -8,17 +8,16 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from aegispay import AegisPay, ChargeStatus, FailureConfig, Payment, PaymentState, ScheduledFault
+from aegispay import AegisPay, ChargeStatus, Payment, PaymentState
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.events import PaymentFailed
 from aegispay.infra.gateway.ledger import InMemoryLedger
 from aegispay.orchestration import workflows
-from aegispay.sim import enumeration
+from aegispay.sim import FailureConfig, ScheduledFault, enumeration
 from aegispay.sim.enumeration import Scenario
 
 REQUEST = {
@@ -37,8 +36,7 @@ def create(pay: AegisPay, key: str) -> Payment:
 
 def other_process(pay: AegisPay, faults: FailureConfig) -> AegisPay:
     """A second engine over the same storage, with its own locks and network."""
-    settings = replace(pay.settings, generation=pay.settings.generation + 1, faults=faults)
-    return AegisPay(storage=pay.storage, clock=pay.clock, settings=settings)
+    return pay.sibling(faults=faults, offset=1)
 
 
 def test_a_cancelled_reference_refuses_every_later_charge_and_takes_no_money() -> None:
@@ -150,7 +148,8 @@ def test_the_crash_harness_catches_a_second_actor_that_fails_a_payment_on_a_gues
 WORKER = textwrap.dedent(
     """
     import json, sys
-    from aegispay import AegisPay, FailureConfig, ScheduledFault, VirtualClock
+    from aegispay import AegisPay, VirtualClock
+    from aegispay.sim import FailureConfig, ScheduledFault
     role, store, gateway, payment_id = sys.argv[1:]
     if role == "slow":
         faults = FailureConfig(slow_rate=1.0, slow_delay_ms=SLOW_MS)
@@ -173,10 +172,13 @@ def _spawn(role: str, urls: dict[str, str], payment_id: str, cwd: Path) -> subpr
     )
 
 
-def _wait_for_event(urls: dict[str, str], payment_id: str, event_type: str) -> None:
+def _wait_for_event(
+    urls: dict[str, str], payment_id: str, event_type: str, writer: subprocess.Popen[str]
+) -> None:
     """Poll the store until another process has recorded an event (synchronisation only)."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
+        assert writer.poll() is None, writer.communicate()
         with AegisPay.open(**urls) as reader:
             if event_type in [e.event.type for e in reader.events(payment_id)]:
                 return
@@ -192,7 +194,7 @@ def test_two_real_processes_a_slow_charge_and_a_recovery_never_end_failed_but_ch
     with AegisPay.open(**urls) as pay:
         payment_id = create(pay, "order-race").id
     slow = _spawn("slow", urls, payment_id, tmp_path)
-    _wait_for_event(urls, payment_id, "ProcessingStarted")
+    _wait_for_event(urls, payment_id, "ProcessingStarted", slow)
     recovery = _spawn("recovery", urls, payment_id, tmp_path)
     recovered, recovery_errors = recovery.communicate(timeout=TIMEOUT)
     assert recovery.returncode == 0, recovery_errors

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aegispay import AegisPay, PaymentState, ProcessCrash
+from aegispay import AegisPay, PaymentState
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.money import Money
+from aegispay.sim import ProcessCrash
 from aegispay.sim.invariants import INVARIANTS, check_invariants, event_log_digest
 
 

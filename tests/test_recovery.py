@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from aegispay import (
-    BOUNDARIES,
-    AegisPay,
-    FailureConfig,
-    InvalidRequest,
-    Payment,
-    PaymentState,
-    ProcessCrash,
-    replay,
-)
+from aegispay import AegisPay, InvalidRequest, Payment, PaymentState, replay
 from aegispay.cli import main
 from aegispay.domain import decisions
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.events import PaymentFailed
-from aegispay.sim import enumeration
+from aegispay.sim import BOUNDARIES, FailureConfig, ProcessCrash, enumeration
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.invariants import check_invariants
 

@@ -10,16 +10,15 @@ from aegispay import (
     AegisPay,
     BreakerConfig,
     ChargeStatus,
-    FailureConfig,
     InvalidRequest,
     Payment,
     PaymentState,
-    ProcessCrash,
     RetryPolicy,
 )
 from aegispay.domain import decisions
 from aegispay.orchestration import workflows
 from aegispay.resilience.breaker import BreakerState
+from aegispay.sim import FailureConfig, ProcessCrash
 from aegispay.sim.faults import ScheduledFault
 from aegispay.sim.invariants import check_invariants, event_log_digest
 from aegispay.sim.workload import run_workload

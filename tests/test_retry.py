@@ -31,7 +31,13 @@ from aegispay.infra.telemetry import MemoryMetrics
 from aegispay.resilience.breaker import BreakerState, CircuitBreaker
 from aegispay.resilience.gateway import ResilientGateway, charge_is_retryable, lookup_is_retryable
 from aegispay.resilience.retry import RetryPolicy, call_with_retry
-from aegispay.sim.faults import FailureConfig, FaultInjector, ProcessCrash, ScheduledFault
+from aegispay.sim.faults import (
+    FailureConfig,
+    FaultInjector,
+    FaultyGateway,
+    ProcessCrash,
+    ScheduledFault,
+)
 
 NO_JITTER = RetryPolicy(jitter=0)
 
@@ -243,11 +249,11 @@ def test_each_retry_is_reported_before_its_sleep() -> None:
 # The resilient gateway over a simulated gateway with scheduled faults
 
 
-class RecordingGateway(SimulatedGateway):
-    """A simulated gateway that remembers the idempotency key of every charge it receives."""
+class RecordingGateway(FaultyGateway):
+    """A simulated gateway behind faults that remembers the key of every charge sent to it."""
 
     def __init__(self, clock: VirtualClock, faults: FaultInjector) -> None:
-        super().__init__("primary", InMemoryLedger(), clock, faults)
+        super().__init__(SimulatedGateway("primary", InMemoryLedger(), clock), faults)
         self.keys: list[str] = []
 
     def charge(self, request: ChargeRequest) -> ChargeRecord:

@@ -25,19 +25,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from aegispay import (
-    AegisPay,
-    FailureConfig,
-    IdempotencyKeyConflict,
-    Payment,
-    PaymentState,
-    ProcessCrash,
-)
+from aegispay import AegisPay, IdempotencyKeyConflict, Payment, PaymentState
 from aegispay.domain.payment import replay
 from aegispay.recovery import coordinator
+from aegispay.sim import FailureConfig, ProcessCrash
 from aegispay.sim.crashpoints import Side, sides_of
 from aegispay.sim.invariants import check_invariants
-from aegispay.sim.workload import settle
 
 # (amount as sent, currency, amount in minor units): one of each currency exponent.
 AMOUNTS = (("19.99", "USD", 1999), ("250.00", "EUR", 25000), ("500", "JPY", 500))
@@ -250,7 +243,7 @@ class PaymentEngineMachine(RuleBasedStateMachine):
     @rule()
     def heal_and_settle_everything(self) -> None:
         self.pay.set_faults(FailureConfig())
-        report, _ = settle(self.pay)
+        report = self.pay.recover(until_quiet=True)
         assert report.unresolved == 0, report.unresolved_ids
         assert report.streams_halted == 0, report.halted
         full = check_invariants(self.pay.event_store, self.pay.projections, self.pay.charges())

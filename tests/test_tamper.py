@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aegispay import AegisPay, EventIntegrityError, PaymentState, ProcessCrash, VirtualClock
+from aegispay import AegisPay, EventIntegrityError, PaymentState, VirtualClock
 from aegispay.cli import main
 from aegispay.infra.events.chain import GENESIS, chain_hash
+from aegispay.sim import ProcessCrash
 
 REQUEST = {"currency": "USD", "customer_id": "cus_t", "payment_method": "tok_visa"}
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from aegispay import TRANSITIONS, AegisPay, FailureConfig, PaymentState
+from aegispay import TRANSITIONS, AegisPay, PaymentState
 from aegispay.resilience.breaker import BreakerState
+from aegispay.sim import FailureConfig
 from aegispay.viz import breaker_diagram, event_table, state_machine_diagram
 from aegispay.viz.diagrams import LIT
 from aegispay.viz.widgets import CrashLab, FaultPanel
@@ -67,10 +68,10 @@ def test_fault_sliders_set_the_engines_faults_and_heal_resets_them() -> None:
     pay = AegisPay.in_memory()
     panel = FaultPanel(pay)
     panel.sliders["network"].value = 0.5
-    assert pay.settings.faults.network_rate == 0.5
+    assert pay.faults_config.network_rate == 0.5
     assert pay.faults["primary"].config.network_rate == 0.5
     panel.heal_button.click()
-    assert pay.settings.faults == FailureConfig()
+    assert pay.faults_config == FailureConfig()
 
 
 def test_fault_sliders_over_one_hundred_percent_are_refused_and_say_so() -> None:
@@ -79,7 +80,7 @@ def test_fault_sliders_over_one_hundred_percent_are_refused_and_say_so() -> None
     panel.sliders["network"].value = 0.6
     panel.sliders["partial"].value = 0.6
     assert "refused" in panel.status.value
-    assert pay.settings.faults.partial_rate == 0.0
+    assert pay.faults_config.partial_rate == 0.0
 
 
 def test_the_crash_lab_crashes_restarts_and_recovers_to_clean_invariants() -> None:

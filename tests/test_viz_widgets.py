@@ -104,7 +104,7 @@ def test_fault_rates_over_one_hundred_percent_are_refused_in_one_human_line() ->
         "<b>refused</b>: network 60% + partial 60% = 120%; each of these replaces a call&#x27;s "
         "answer, so together they can be at most 100%"
     )
-    assert pay.settings.faults.partial_rate == 0.0
+    assert pay.faults_config.partial_rate == 0.0
 
 
 def test_the_lease_bar_shows_the_holder_the_time_left_and_the_expiry() -> None:

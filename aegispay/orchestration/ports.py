@@ -87,6 +87,10 @@ class ProjectionStore(Protocol):
         """Remove a row (used by repair when a row has no events behind it)."""
         ...
 
+
+class RecoveryLog(Protocol):
+    """Recovery's own bookkeeping: how far rows are checked, and which streams are halted."""
+
     def checkpoint(self) -> int:
         """Return the event position up to which recovery has checked every row."""
         ...
@@ -206,6 +210,7 @@ class Ports:
 
     events: EventStore
     projections: ProjectionStore
+    recovery_log: RecoveryLog
     gateways: Gateways
     clock: Clock
     ids: IdGenerator

@@ -8,6 +8,9 @@
    not finish; each is settled under its lock (replay, verify with the gateway, append).
 4. Checkpoint: when every repair was written, the checkpoint moves to where step 2 began.
    Halted streams are remembered by name, so they never hold the checkpoint back.
+`recover(..., until_quiet=True)` runs again, letting open breakers cool down on the clock in
+between, until nothing is left unresolved or unrepaired. Settling a payment is the engine's
+own locked processing, handed in as `process`: recovery never reaches up for it.
 The cost follows the in-flight payments, the halted streams and the events since the last run,
 never the length of history. So recovery finds damage only in the streams it reads; damage in
 a stream settled long ago is found by a scrub of everything (`aegispay verify`).
@@ -15,6 +18,7 @@ a stream settled long ago is found by a scrub of everything (`aegispay verify`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from aegispay.domain.errors import (
@@ -27,7 +31,11 @@ from aegispay.domain.errors import (
 from aegispay.domain.payment import Payment, replay
 from aegispay.domain.states import IN_FLIGHT, PaymentState
 from aegispay.orchestration.ports import Ports
-from aegispay.service import PaymentService
+
+# Settle one payment under its lock: the engine's `process`, handed in.
+Process = Callable[[str], Payment]
+# A recovery run that keeps finding work stops after this many passes.
+MAX_PASSES = 20
 
 # A stream that cannot be read in full halts: it is reported, never skipped over.
 HALTING_ERRORS = (EventContinuityError, InvalidTransition)
@@ -51,6 +59,7 @@ class RecoveryReport:
     projections_repaired: int = 0
     repairs_failed: int = 0
     streams_halted: int = 0
+    passes: int = 1
     unresolved_ids: list[str] = field(default_factory=list)
     halted: dict[str, str] = field(default_factory=dict)
 
@@ -79,22 +88,38 @@ class RecoveryReport:
             ports.metrics.increment("alerts.tampered")
         ports.logger.log("error", "stream halted", payment=stream_id, error=error)
         try:
-            ports.projections.mark_halted(stream_id, str(error))
+            ports.recovery_log.mark_halted(stream_id, str(error))
         except Exception:  # not remembered: the checkpoint must not move past it
             self.repairs_failed += 1
 
 
-def recover(ports: Ports, service: PaymentService) -> RecoveryReport:
-    """Recheck halted streams, repair drifted rows, settle in-flight payments, move on."""
+def recover(
+    ports: Ports, process: Process, until_quiet: bool = False, cool_down: float = 60.0
+) -> RecoveryReport:
+    """Recheck halted streams, repair drifted rows, settle in-flight payments, move on.
+
+    With `until_quiet`, pass again (sleeping `cool_down` on the clock first, so open breakers
+    may probe) while anything is unresolved or unrepaired, at most MAX_PASSES times; the
+    report then totals every pass (what is still open is what the last pass left open).
+    """
+    total = recover_once(ports, process)
+    while until_quiet and (total.unresolved or total.repairs_failed) and total.passes < MAX_PASSES:
+        ports.clock.sleep(cool_down)
+        total = total.add(recover_once(ports, process))
+    return total
+
+
+def recover_once(ports: Ports, process: Process) -> RecoveryReport:
+    """One pass of the four steps."""
     report = RecoveryReport()
     start = ports.events.last_position()
     recheck_halted(ports, report)
-    repair_projections(ports, ports.projections.checkpoint(), report)
+    repair_projections(ports, ports.recovery_log.checkpoint(), report)
     for payment_id in plan_recovery(ports):
         if payment_id not in report.halted:
-            settle(ports, service, payment_id, report)
+            settle(ports, process, payment_id, report)
     if not report.repairs_failed:
-        ports.projections.set_checkpoint(start)
+        ports.recovery_log.set_checkpoint(start)
     ports.metrics.increment("recovery.runs")
     return report
 
@@ -106,10 +131,10 @@ def plan_recovery(ports: Ports) -> list[str]:
 
 def recheck_halted(ports: Ports, report: RecoveryReport) -> None:
     """Read every stream halted before: report it again, or clear it if it reads cleanly now."""
-    for stream_id in ports.projections.halted():
+    for stream_id in ports.recovery_log.halted():
         rebuilt = _replay(ports, stream_id, report)
         if rebuilt is not None:
-            ports.projections.clear_halted(stream_id)
+            ports.recovery_log.clear_halted(stream_id)
             _write_row(ports, rebuilt, _row(ports, stream_id), report)
 
 
@@ -124,7 +149,7 @@ def repair_projections(ports: Ports, after_position: int, report: RecoveryReport
             _write_row(ports, rebuilt, row, report)
 
 
-def settle(ports: Ports, service: PaymentService, payment_id: str, report: RecoveryReport) -> None:
+def settle(ports: Ports, process: Process, payment_id: str, report: RecoveryReport) -> None:
     """Settle one in-flight payment under its lock and count what became of it."""
     try:
         recorded = ports.events.read(payment_id)
@@ -138,7 +163,7 @@ def settle(ports: Ports, service: PaymentService, payment_id: str, report: Recov
         return
     report.found += 1
     try:
-        payment: Payment | None = service.process(payment_id)
+        payment: Payment | None = process(payment_id)
     except (LockTimeout, ConcurrencyError):
         payment = None  # another process holds it or got there first: count it open
     except HALTING_ERRORS as error:
@@ -175,7 +200,7 @@ def rebuild_projections(ports: Ports) -> RecoveryReport:
             ports.projections.delete(payment_id)
             report.projections_repaired += 1
     if not report.repairs_failed:
-        ports.projections.set_checkpoint(start)
+        ports.recovery_log.set_checkpoint(start)
     return report
 
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from aegispay.app import AegisPay
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import AegisPayError
 from aegispay.infra.clock import VirtualClock
 from aegispay.service import LOCK_TTL
 from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash, Side, sides_of
 from aegispay.sim.faults import FAULT_KINDS, FailureConfig, ScheduledFault
+from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import INVARIANTS, event_log_digest
-from aegispay.sim.workload import ARRIVAL_INTERVAL, seeded_request, settle
+from aegispay.sim.workload import ARRIVAL_INTERVAL, seeded_request
 
 CHAOS_FAULTS = FailureConfig(
     timeout_before_rate=0.03, timeout_after_rate=0.03, network_rate=0.03, partial_rate=0.05,
@@ -154,7 +154,7 @@ class ChaosRun:
 
     def _second_actor_faults(self) -> FailureConfig:
         # Half the time the second actor cannot reach the gateway: the case that must cancel.
-        return UNREACHABLE_CHARGES if self.rng.random() < 0.5 else self.pay.settings.faults
+        return UNREACHABLE_CHARGES if self.rng.random() < 0.5 else self.pay.faults_config
 
     def _as_second_actor(self, action: Callable[[], object]) -> None:
         """Run another process's step; what it sees fail is its own business, not ours."""
@@ -180,17 +180,11 @@ class ChaosRun:
         self.pay.crashpoints.disarm()
 
     def _recover(self) -> None:
-        report, _ = settle(self.pay)
-        self.report.recovery.update(report.as_dict())
+        self.report.recovery.update(self.pay.recover(until_quiet=True).as_dict())
 
     def _sibling(self, faults: FailureConfig | None = None) -> AegisPay:
         """A second process over the same storage, with its own memory, locks and faults."""
-        settings = replace(
-            self.pay.settings,
-            generation=self.pay.settings.generation + 10_000,
-            faults=faults or self.pay.settings.faults,
-        )
-        return AegisPay(storage=self.pay.storage, clock=self.pay.clock, settings=settings)
+        return self.pay.sibling(faults=faults, offset=10_000)
 
     def _tally_faults(self) -> None:
         self.report.faults.update(self.pay.metrics.counts("faults."))

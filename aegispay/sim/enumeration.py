@@ -15,15 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from aegispay.app import AegisPay
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import AegisPayError, PaymentNotFound
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.faults import FailureConfig, ScheduledFault
+from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import event_log_digest
-from aegispay.sim.workload import settle
 
 KEY = "order-1"
 REQUEST = {
@@ -65,11 +64,7 @@ def _created(pay: AegisPay) -> AegisPay:
 
 def _duplicate_create(pay: AegisPay, acknowledged: Acknowledged) -> None:
     """Another process sends the same request while this one is about to append."""
-    sibling = AegisPay(
-        storage=pay.storage,
-        clock=pay.clock,
-        settings=replace(pay.settings, generation=pay.settings.generation + 1000),
-    )
+    sibling = pay.sibling()
     pay.crashpoints.arm("events.append", "before", 1, lambda: _create(sibling, acknowledged))
     _create(pay, acknowledged)
 
@@ -100,10 +95,7 @@ SECOND_ACTOR_FAULTS = FailureConfig(schedule=(ScheduledFault(kind="network", cal
 
 def _other_process(pay: AegisPay) -> AegisPay:
     """Another process over the same storage: its own memory, locks and (failing) network."""
-    settings = replace(
-        pay.settings, generation=pay.settings.generation + 1000, faults=SECOND_ACTOR_FAULTS
-    )
-    return AegisPay(storage=pay.storage, clock=pay.clock, settings=settings)
+    return pay.sibling(faults=SECOND_ACTOR_FAULTS)
 
 
 def _recovery_elsewhere(pay: AegisPay) -> None:
@@ -240,7 +232,7 @@ def _recover_and_check(pay: AegisPay, scenario: Scenario, acknowledged: Acknowle
 
 
 def _settled_violations(pay: AegisPay, when: str) -> list[str]:
-    report, _ = settle(pay)
+    report = pay.recover(until_quiet=True)
     found = pay.check_invariants().details
     found += [f"unresolved: {payment_id}" for payment_id in report.unresolved_ids]
     return [f"{when}: {violation}" for violation in found]

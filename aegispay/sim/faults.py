@@ -6,10 +6,13 @@ import math
 import random
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aegispay.domain.charges import ChargeRecord, ChargeRequest, ChargeStatus
 from aegispay.domain.commands import validated
 from aegispay.domain.errors import InvalidRequest, ProjectionWriteFailed
 from aegispay.domain.failures import (
@@ -20,8 +23,8 @@ from aegispay.domain.failures import (
     GatewayTimeoutAfterSend,
     GatewayTimeoutBeforeSend,
 )
-from aegispay.infra.gateway.simulated import PlannedFault
-from aegispay.orchestration.ports import Clock, Metrics
+from aegispay.infra.gateway.simulated import SimulatedGateway, transaction_id_for
+from aegispay.orchestration.ports import Clock, Metrics, PaymentGateway
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 
 # What the simulator injects: every Fault but those the engine raises itself.
@@ -37,6 +40,19 @@ EXCLUSIVE_KINDS: tuple[Fault, ...] = tuple(
 )
 # Kinds that can strike a status lookup or a cancel (nothing to decline; we crash on charges).
 LOOKUP_KINDS: tuple[Fault, ...] = TRANSPORT_FAULTS
+
+R = TypeVar("R")
+# The reason a decline injected as a fault carries.
+DECLINED_BY_FAULT = "do_not_honor"
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """What will go wrong with one gateway call: an exclusive kind (or None), and slowness."""
+
+    kind: str | None = None
+    slow: bool = False
+
 
 # The seed's names: simulate_X switches a fault on, X_rate sets how often.
 SEED_NAMES = {
@@ -230,8 +246,95 @@ class FaultInjector:
     def _allowed(kind: str, operation: str, slow: bool) -> PlannedFault:
         return PlannedFault(kind if operation == "charge" or kind in LOOKUP_KINDS else None, slow)
 
+    def now(self) -> datetime:
+        """The injector's clock."""
+        return self._clock.now()
+
     def _strike(self, kind: str) -> None:
         self._metrics.increment(f"faults.{kind}")
+
+
+class FaultyGateway:
+    """Any gateway behind seeded faults: the seed's ResilientGatewayWrapper(gateway, config).
+
+    Each call draws its fault, strikes before the gateway acts (latency, a connect timeout, a
+    refused connection), calls the gateway, and strikes after it acted (the answer lost, the
+    process dead). A decline is the provider's answer: the simulated provider records it in its
+    ledger; a gateway of your own is answered for by this wrapper, which remembers it only as
+    long as it lives.
+    """
+
+    def __init__(self, inner: PaymentGateway, injector: FaultInjector) -> None:
+        self.inner = inner
+        self.injector = injector
+        self._declined: dict[str, ChargeRecord] = {}
+        self._calls = 0
+        self._mutex = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The wrapped gateway's routing name."""
+        return self.inner.name
+
+    @property
+    def calls(self) -> int:
+        """How many calls were sent to this gateway, including those the faults refused."""
+        return self._calls
+
+    def charge(self, request: ChargeRequest) -> ChargeRecord:
+        """Charge through the faults; an injected decline is the provider's answer."""
+        return self._call("charge", lambda fault: self._charge(request, fault))
+
+    def status(self, merchant_reference: str) -> ChargeRecord | None:
+        """Look a charge up through the faults."""
+        return self._call(
+            "status",
+            lambda _: (
+                self._declined.get(merchant_reference) or self.inner.status(merchant_reference)
+            ),
+        )
+
+    def cancel(self, merchant_reference: str) -> ChargeRecord:
+        """Cancel through the faults."""
+        return self._call(
+            "cancel",
+            lambda _: (
+                self._declined.get(merchant_reference) or self.inner.cancel(merchant_reference)
+            ),
+        )
+
+    def charges(self) -> list[ChargeRecord]:
+        """The wrapped gateway's ledger (when it has one) and the declines answered here."""
+        listing = getattr(self.inner, "charges", None)
+        held: list[ChargeRecord] = listing() if callable(listing) else []
+        return held + [r for r in self._declined.values() if r not in held]
+
+    def _call(self, operation: str, act: Callable[[PlannedFault], R]) -> R:
+        with self._mutex:
+            self._calls += 1
+        fault = self.injector.draw(self.name, operation)
+        self.injector.before(self.name, operation, fault)
+        result = act(fault)
+        self.injector.after(self.name, operation, fault)
+        return result
+
+    def _charge(self, request: ChargeRequest, fault: PlannedFault) -> ChargeRecord:
+        if fault.kind != Fault.DECLINE:
+            return self.inner.charge(request)
+        if isinstance(self.inner, SimulatedGateway):
+            return self.inner.charge(request, decline=DECLINED_BY_FAULT)
+        declined = ChargeRecord(
+            transaction_id=transaction_id_for(request.idempotency_key),
+            merchant_reference=request.merchant_reference,
+            idempotency_key=request.idempotency_key,
+            amount=request.amount,
+            payment_method=request.payment_method,
+            status=ChargeStatus.DECLINED,
+            decline_reason=DECLINED_BY_FAULT,
+            created_at=self.injector.now(),
+        )
+        with self._mutex:
+            return self._declined.setdefault(request.merchant_reference, declined)
 
 
 class ProjectionFaults:

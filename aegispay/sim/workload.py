@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aegispay.app import AegisPay
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.payment import Payment
+from aegispay.engine import Engine
 from aegispay.infra.clock import VirtualClock
-from aegispay.recovery.coordinator import RecoveryReport
+from aegispay.sim.harness import AegisPay
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "BHD")
 # Simulated customers arrive one per second: time passes between payments, as it would.
@@ -70,15 +70,15 @@ def run_workload(
         if isinstance(pay.clock, VirtualClock):
             pay.clock.advance(ARRIVAL_INTERVAL)
     result.created = pay.metrics.get("payments.created") - created_before
-    report, result.settle_passes = settle(pay)
-    result.unresolved = report.unresolved
+    report = pay.recover(until_quiet=True)
+    result.settle_passes, result.unresolved = report.passes, report.unresolved
     for index in range(payments):
         key = seeded_request(seed, index)["idempotency_key"]
         result.states[pay.get_payment(payment_id_for(key)).state.value] += 1
     return result
 
 
-def resume_clock(pay: AegisPay) -> None:
+def resume_clock(pay: Engine) -> None:
     """Move a virtual clock up to the newest stored event, so a resumed run never goes back."""
     if not isinstance(pay.clock, VirtualClock):
         return
@@ -93,17 +93,3 @@ def resume_clock(pay: AegisPay) -> None:
     if times:
         behind = (max(times) - pay.clock.now()).total_seconds()
         pay.clock.advance(max(behind, 0.0))
-
-
-def settle(pay: AegisPay, max_passes: int = 20) -> tuple[RecoveryReport, int]:
-    """Run recovery until nothing is unresolved or left unrepaired (or `max_passes`).
-
-    Returns the totals over every pass (what is still open is what the last pass left open)
-    and the number of passes.
-    """
-    total, passes = pay.recover(), 1
-    while (total.unresolved or total.repairs_failed) and passes < max_passes:
-        # Give open breakers their timeout, so the next pass may probe the gateway again.
-        pay.clock.sleep(max(config.timeout for config in pay.settings.breaker.values()))
-        total, passes = total.add(pay.recover()), passes + 1
-    return total, passes

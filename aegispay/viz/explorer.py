@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from aegispay.app import AegisPay
+from aegispay.sim.harness import AegisPay
 from aegispay.viz.diagrams import (
     LeaseWindow,
     breaker_diagram,

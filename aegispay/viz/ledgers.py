@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-# The engine's values this table reads, in one place.
-from aegispay.app import AegisPay
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import IN_FLIGHT, PaymentState
+from aegispay.engine import LedgerGateway
+
+# The engine's values this table reads, in one place.
+from aegispay.sim.harness import AegisPay
 
 Verdict = Literal["agree", "disagree", "unsettled"]
 MARK = {"agree": "✔ agree", "disagree": "✘ disagree", "unsettled": "… unsettled"}
@@ -87,7 +89,11 @@ def _judge_paid(payment: Payment, charged: Sequence[ChargeRecord]) -> tuple[Verd
 def ledger_rows(pay: AegisPay) -> list[LedgerRow]:
     """Compare every payment in the event store (as its events tell it) with every ledger."""
     payments = [pay.get_payment(stream) for stream in pay.event_store.stream_ids()]
-    ledgers = {name: gateway.charges() for name, gateway in pay.gateways.items()}
+    ledgers = {
+        name: gateway.charges()
+        for name, gateway in pay.gateways.items()
+        if isinstance(gateway, LedgerGateway)
+    }
     return compare_ledgers(payments, ledgers)
 
 

@@ -19,11 +19,12 @@ from datetime import timedelta
 import ipywidgets as w
 from pydantic import ValidationError
 
-# The engine's pieces these widgets drive, in one place.
-from aegispay.app import AegisPay
 from aegispay.domain.errors import AegisPayError
 from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
 from aegispay.sim.faults import EXCLUSIVE_KINDS, FailureConfig
+
+# The engine's pieces these widgets drive, in one place.
+from aegispay.sim.harness import AegisPay
 from aegispay.viz.diagrams import LeaseWindow, breaker_diagram
 from aegispay.viz.explorer import PaymentExplorer, Snapshot, pictures_html
 from aegispay.viz.rendering import Rendered
@@ -58,7 +59,7 @@ class FaultPanel(Snapshot):
         self.pay = pay
         self.sent = 0
         self.sliders = {
-            kind: w.FloatSlider(value=pay.settings.faults.rate(kind), min=0, max=1, step=0.05,
+            kind: w.FloatSlider(value=pay.faults_config.rate(kind), min=0, max=1, step=0.05,
                                 description=kind, continuous_update=False)
             for kind in self.KINDS
         }  # fmt: skip

@@ -1,12 +1,19 @@
-"""AegisPay: the composition root. It builds the adapters, wires the ports, and runs programs."""
+"""The engine and its composition root: every port a keyword with an embedded default.
+
+`Engine(...)` takes any event store, projection store, recovery log, lock manager, gateways,
+clock, ids, logger and metrics; what is not given is the embedded default (memory, or SQLite
+files named by URL with `Engine.open`, in-process locks, the simulated provider). It knows
+nothing of the simulator: `aegispay.sim` wraps an engine's ports from outside, by overriding
+`wrap_port` and `wrap_gateway`, and only when faults or crash points are asked for.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import MAX_ID_LENGTH, CreatePayment, validate_text
@@ -32,10 +39,12 @@ from aegispay.orchestration.ports import (
     EventStore,
     IdGenerator,
     LockManager,
+    Logger,
     PaymentGateway,
     Ports,
     ProjectionStore,
     RecordedEvent,
+    RecoveryLog,
 )
 from aegispay.recovery.coordinator import RecoveryReport, rebuild_projections, recover
 from aegispay.resilience.breaker import BreakerConfig, CircuitBreaker
@@ -43,20 +52,17 @@ from aegispay.resilience.gateway import ResilientGateway
 from aegispay.resilience.retry import RetryPolicy
 from aegispay.resilience.routing import GatewayRoutes
 from aegispay.service import PaymentService
-from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
-from aegispay.sim.faults import FailureConfig, FaultInjector, ProjectionFaults
-from aegispay.sim.invariants import InvariantReport, check_invariants
 
 GATEWAY_NAMES = ("primary", "fallback")
 P = TypeVar("P", RetryPolicy, BreakerConfig)
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The tunable policies of an engine: faults, retries, breakers, and the seed behind them."""
+    """The tunable policies of an engine: retries, breakers, and the seed behind them."""
 
     seed: int = 0
-    faults: FailureConfig = field(default_factory=FailureConfig)
     # One retry policy and one breaker configuration per gateway name.
     retry: dict[str, RetryPolicy] = field(default_factory=dict)
     breaker: dict[str, BreakerConfig] = field(default_factory=dict)
@@ -68,12 +74,22 @@ class Settings:
         return f"{self.seed}/{self.generation}/{part}"
 
 
+@runtime_checkable
+class LedgerGateway(PaymentGateway, Protocol):
+    """A gateway that can list its ledger (the simulated provider can): what audits read."""
+
+    def charges(self) -> list[ChargeRecord]:
+        """Every record the gateway holds, in order."""
+        ...
+
+
 @dataclass
 class Storage:
-    """What outlives a process: the event store, the projection, the gateways' ledgers."""
+    """What outlives a process: events, projection, recovery log, the provider's ledgers."""
 
     events: EventStore
     projections: ProjectionStore
+    recovery_log: RecoveryLog
     ledgers: dict[str, Ledger]
     closers: tuple[Callable[[], None], ...] = ()
     # Durable storage is reopened by a restarted process; memory is handed over as it is.
@@ -82,9 +98,11 @@ class Storage:
     @classmethod
     def in_memory(cls, clock: Clock) -> Storage:
         """Stores in this process's memory, standing for a disk that survives restarts."""
+        projections = InMemoryProjectionStore()
         return cls(
             InMemoryEventStore(clock),
-            InMemoryProjectionStore(),
+            projections,
+            projections,
             {name: InMemoryLedger() for name in GATEWAY_NAMES},
         )
 
@@ -95,24 +113,22 @@ class Storage:
         The event store stamps each event it writes with the time on `clock`.
         """
         store_url, gateway_url = parse_storage_urls(store, gateway)
-        memory = cls.in_memory(clock)
+        storage = cls.in_memory(clock)
         closers: list[Callable[[], None]] = []
-        events, projections = memory.events, memory.projections
         if store_url.scheme == "sqlite":
             with opening("store", store_url.path):
-                sqlite_events = SQLiteEventStore(store_url.path, clock)
-                sqlite_projections = SQLiteProjectionStore(store_url.path)
-            closers += [sqlite_events.close, sqlite_projections.close]
-            events, projections = sqlite_events, sqlite_projections
-        ledgers = memory.ledgers
+                events = SQLiteEventStore(store_url.path, clock)
+                projections = SQLiteProjectionStore(store_url.path)
+            closers += [events.close, projections.close]
+            storage.events, storage.projections, storage.recovery_log = (
+                events, projections, projections,
+            )  # fmt: skip
         if gateway_url.scheme == "sqlite":
             with opening("gateway", gateway_url.path):
-                sqlite_ledgers = {
-                    name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES
-                }
-            closers += [ledger.close for ledger in sqlite_ledgers.values()]
-            ledgers = dict(sqlite_ledgers)
-        storage = cls(events, projections, ledgers, tuple(closers))
+                ledgers = {name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES}
+            closers += [ledger.close for ledger in ledgers.values()]
+            storage.ledgers = dict(ledgers)
+        storage.closers = tuple(closers)
         if closers:
             storage.reopen = lambda: _reopened(storage, store, gateway, clock)
         return storage
@@ -128,117 +144,137 @@ def _reopened(old: Storage, store: str, gateway: str, clock: Clock) -> Storage:
     # A store that is memory:// is handed over: only the files are reopened.
     if parse_store_url("store", store).scheme == "memory":
         fresh.events, fresh.projections = old.events, old.projections
+        fresh.recovery_log = old.recovery_log
     if parse_store_url("gateway", gateway).scheme == "memory":
         fresh.ledgers = old.ledgers
     return fresh
 
 
-class AegisPay:
-    """A payment engine: create payments idempotently and drive them to the gateway's truth."""
+class Engine:
+    """A payment engine: create payments idempotently and drive them to the gateway's truth.
+
+    Every port is a keyword; what is not given is the embedded default. For example, with a
+    lock manager and a gateway of your own (anything with the ports' methods):
+        Engine.open("sqlite:///pay.db", locks=my_locks, gateways=[my_gateway])
+    """
 
     def __init__(
         self,
         *,
-        storage: Storage,
-        clock: Clock,
-        settings: Settings,
+        storage: Storage | None = None,
+        events: EventStore | None = None,
+        projections: ProjectionStore | None = None,
+        recovery_log: RecoveryLog | None = None,
+        locks: LockManager | None = None,
+        gateways: Sequence[PaymentGateway] | None = None,
+        clock: Clock | None = None,
         ids: IdGenerator | None = None,
+        logger: Logger | None = None,
+        metrics: MemoryMetrics | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.clock = clock
-        self.settings = settings
-        self.storage = storage
-        self.metrics = MemoryMetrics()
-        self.logger = MemoryLogger(clock)
-        self.crashpoints = CrashPoints()
-        self.projection_faults = ProjectionFaults(
-            settings.faults, self.metrics, settings.seed_for("projection")
-        )
-        self.crashpoints.listeners.append(self.projection_faults)
-        # The raw stores, for reading and auditing; the ports get them behind crash points.
-        self.event_store = storage.events
-        self.projections = storage.projections
-        self.locks: LockManager = InMemoryLockManager(clock)
-        self.faults = {
-            name: FaultInjector(settings.faults, clock, self.metrics, settings.seed_for(name))
-            for name in storage.ledgers
+        self.clock: Clock = clock or VirtualClock()
+        self.settings = settings or _settings(0, None, None)
+        self.storage = storage or Storage.in_memory(self.clock)
+        self.storage.events = events or self.storage.events
+        self.storage.projections = projections or self.storage.projections
+        self.storage.recovery_log = recovery_log or self.storage.recovery_log
+        self.metrics = metrics or MemoryMetrics()
+        self.logger: Logger = logger or MemoryLogger(self.clock)
+        # The raw stores, for reading and auditing; the ports may get them wrapped.
+        self.event_store = self.storage.events
+        self.projections = self.storage.projections
+        self.locks: LockManager = locks or InMemoryLockManager(self.clock)
+        chosen = gateways or [
+            SimulatedGateway(name, ledger, self.clock)
+            for name, ledger in self.storage.ledgers.items()
+        ]
+        self._gateways: dict[str, PaymentGateway] = {gateway.name: gateway for gateway in chosen}
+        self._ids = ids or SeededIdGenerator(self.settings.seed_for("ids"))
+        configs = {
+            name: self._policy(self.settings.breaker, name, BreakerConfig) for name in self._gateways
         }
-        for injector in self.faults.values():
-            injector.on_the_wire = self._on_the_wire
-        self.gateways = {
-            name: SimulatedGateway(name, ledger, clock, self.faults[name])
-            for name, ledger in storage.ledgers.items()
+        self.breakers = {
+            name: CircuitBreaker(name, self.clock, self.metrics, config)
+            for name, config in configs.items()
         }
+        self._wire()
+
+    def _wire(self) -> None:
+        """Build the ports from the adapters, each given through its wrapper (none here)."""
         self.routes = GatewayRoutes(
-            [self._resilient(gateway) for gateway in self.gateways.values()]
+            [self._resilient(name, gateway) for name, gateway in self._gateways.items()]
         )
         self.ports = Ports(
-            events=cast(EventStore, self._crossing("events", storage.events)),
-            projections=cast(ProjectionStore, self._crossing("projection", storage.projections)),
+            events=self.wrap_port("events", self.storage.events),
+            projections=self.wrap_port("projection", self.storage.projections),
+            recovery_log=self.wrap_port("recovery_log", self.storage.recovery_log),
             gateways=self.routes,
-            clock=clock,
-            ids=ids or SeededIdGenerator(settings.seed_for("ids")),
+            clock=self.clock,
+            ids=self._ids,
             logger=self.logger,
             metrics=self.metrics,
         )
-        self._service = PaymentService(
-            self.ports, cast(LockManager, self._crossing("locks", self.locks))
-        )
+        self._service = PaymentService(self.ports, self.wrap_port("locks", self.locks))
 
-    def _on_the_wire(self, operation: str) -> None:
-        self.crashpoints.cross(f"gateway.{operation}", "inside")
+    def wrap_port(self, port: str, adapter: A) -> A:
+        """The adapter a port is given: as it is here; a harness may wrap it."""
+        return adapter
 
-    def _crossing(self, port: str, adapter: object) -> Boundaries:
-        return Boundaries(port, adapter, self.crashpoints)
+    def wrap_gateway(self, gateway: PaymentGateway) -> PaymentGateway:
+        """The gateway behind each breaker: as it is here; a harness may wrap it."""
+        return gateway
 
-    def _resilient(self, gateway: SimulatedGateway) -> ResilientGateway:
+    def _resilient(self, name: str, gateway: PaymentGateway) -> ResilientGateway:
         return ResilientGateway(
-            cast(PaymentGateway, self._crossing("gateway", gateway)),
-            breaker=CircuitBreaker(
-                gateway.name, self.clock, self.metrics, self.settings.breaker[gateway.name]
-            ),
-            policy=self.settings.retry[gateway.name],
+            self.wrap_gateway(gateway),
+            breaker=self.breakers[name],
+            policy=self._policy(self.settings.retry, name, RetryPolicy),
             clock=self.clock,
             metrics=self.metrics,
-            rng=random.Random(self.settings.seed_for(f"jitter/{gateway.name}")),
+            rng=random.Random(self.settings.seed_for(f"jitter/{name}")),
         )
 
+    @staticmethod
+    def _policy(policies: Mapping[str, P], name: str, kind: type[P]) -> P:
+        return policies.get(name) or kind()
+
     @property
-    def gateway(self) -> SimulatedGateway:
-        """The primary simulated gateway."""
-        return self.gateways[GATEWAY_NAMES[0]]
+    def gateways(self) -> dict[str, PaymentGateway]:
+        """The gateways by name, in priority order (primary first)."""
+        return self._gateways
+
+    @property
+    def gateway(self) -> PaymentGateway:
+        """The first gateway in priority order (the primary), as the engine was given it."""
+        return next(iter(self._gateways.values()))
+
+    @property
+    def generation(self) -> int:
+        """How many restarts came before this process."""
+        return self.settings.generation
 
     def circuit_breaker(self, name: str = "primary") -> CircuitBreaker:
         """The breaker in front of a gateway, with its `.state` and recorded `.transitions`."""
-        if name not in self.gateways:
-            raise InvalidRequest("name", f"must be one of {', '.join(self.gateways)}", name)
-        return self.routes.get(name).breaker
-
-    def set_faults(self, faults: FailureConfig | None = None, gateway: str | None = None) -> None:
-        """Change injected faults while running; FailureConfig() (or None) heals everything."""
-        config = faults if faults is not None else FailureConfig()
-        if not isinstance(config, FailureConfig):
-            raise InvalidRequest("faults", "must be a FailureConfig", faults)
-        if gateway is not None and gateway not in self.faults:
-            raise InvalidRequest("gateway", f"must be one of {', '.join(self.faults)}", gateway)
-        for name, injector in self.faults.items():
-            if gateway in (None, name):
-                injector.configure(config)
-        if gateway is None:
-            self.projection_faults.configure(config)
-        self.settings = replace(self.settings, faults=config)
+        if name not in self.breakers:
+            raise InvalidRequest("name", f"must be one of {', '.join(self.breakers)}", name)
+        return self.breakers[name]
 
     @classmethod
     def in_memory(
         cls,
         seed: int = 0,
-        faults: FailureConfig | None = None,
         retry: RetryPolicy | Mapping[str, RetryPolicy] | None = None,
         breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
-    ) -> AegisPay:
-        """An engine entirely in memory on a virtual clock; the seed makes runs reproducible."""
-        settings = _settings(seed, faults, retry, breaker)
-        clock = VirtualClock()
-        return cls(storage=Storage.in_memory(clock), clock=clock, settings=settings)
+        **ports: Any,
+    ) -> Self:
+        """An engine entirely in memory on a virtual clock; the seed makes runs reproducible.
+
+        Any port may be given instead of its in-memory default (`locks=`, `gateways=` ...).
+        """
+        clock = ports.pop("clock", None) or VirtualClock()
+        settings = _settings(seed, retry, breaker)
+        return cls(storage=Storage.in_memory(clock), clock=clock, settings=settings, **ports)
 
     @classmethod
     def open(
@@ -247,59 +283,67 @@ class AegisPay:
         gateway: str = "sqlite:///aegispay-gateway.db",
         *,
         seed: int = 0,
-        faults: FailureConfig | None = None,
         retry: RetryPolicy | Mapping[str, RetryPolicy] | None = None,
         breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
         clock: Clock | None = None,
         recover_on_start: bool = False,
-    ) -> AegisPay:
+        **ports: Any,
+    ) -> Self:
         """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://').
 
-        Ids are random here, unique across processes and restarts; a seed still drives faults.
+        Ids are random here, unique across processes and restarts. Any port may be given
+        instead of its default (`locks=`, `gateways=` ...).
         """
-        settings = _settings(seed, faults, retry, breaker)
         clock = clock or SystemClock()
+        ports.setdefault("ids", RandomIdGenerator())
         engine = cls(
             storage=Storage.open(store, gateway, clock),
             clock=clock,
-            settings=settings,
-            ids=RandomIdGenerator(),
+            settings=_settings(seed, retry, breaker),
+            **ports,
         )
         if recover_on_start:
             engine.recover()
         return engine
 
-    def crash_at(self, boundary: str, side: Side = "before", nth: int = 1) -> None:
-        """Arm a one-shot ProcessCrash at the nth crossing of a boundary ('events.append' ...)."""
-        if isinstance(nth, bool) or not isinstance(nth, int):
-            raise InvalidRequest("nth", "must be a whole number, 1 or more", nth)
-        try:
-            self.crashpoints.crash_at(boundary, side, nth)
-        except ValueError as error:
-            field_name, _, rule = str(error).partition(": ")
-            raise InvalidRequest(field_name, rule) from None
-
-    def restart(self) -> AegisPay:
+    def restart(self) -> Self:
         """A new process over the same durable state: this one's memory and locks are gone."""
         storage = self.storage
         if storage.reopen is not None:
             storage.close()
             storage = storage.reopen()
-        ids = None if isinstance(self.ports.ids, SeededIdGenerator) else RandomIdGenerator()
-        settings = replace(self.settings, generation=self.settings.generation + 1)
-        return AegisPay(storage=storage, clock=self.clock, settings=settings, ids=ids)
+        return self._successor(storage, replace(self.settings, generation=self.generation + 1))
 
-    def recover(self) -> RecoveryReport:
-        """Repair the projection, then verify and settle every payment left in flight."""
-        return recover(self.ports, self._service)
+    def _successor(self, storage: Storage, settings: Settings) -> Self:
+        """The engine of the next process over `storage` (a harness hands its own on)."""
+        ids = None if isinstance(self._ids, SeededIdGenerator) else RandomIdGenerator()
+        return type(self)(storage=storage, clock=self.clock, settings=settings, ids=ids)
+
+    def recover(self, until_quiet: bool = False) -> RecoveryReport:
+        """Repair the projection, then verify and settle every payment left in flight.
+
+        With `until_quiet`, run again (letting open breakers cool down on the clock between
+        runs) until nothing is left unresolved or unrepaired.
+        """
+        return recover(
+            self.ports,
+            self._service.process,
+            until_quiet=until_quiet,
+            cool_down=max(breaker.config.timeout for breaker in self.breakers.values()),
+        )
 
     def rebuild_projections(self) -> RecoveryReport:
         """Rebuild every projection row from the events; halted streams are reported."""
         return rebuild_projections(self.ports)
 
     def charges(self) -> list[ChargeRecord]:
-        """Every charge record of every gateway."""
-        return [record for gateway in self.gateways.values() for record in gateway.charges()]
+        """Every record of every gateway that can list its ledger (the simulated one can)."""
+        return [
+            record
+            for gateway in self.gateways.values()
+            if isinstance(gateway, LedgerGateway)
+            for record in gateway.charges()
+        ]
 
     def create_payment(
         self,
@@ -333,10 +377,6 @@ class AegisPay:
         `.unsafe_run()`. It takes no lock; it is here to show where the effects are."""
         return workflows.process_payment(self.ports, self._valid_id(payment_id))
 
-    def check_invariants(self) -> InvariantReport:
-        """Check every invariant of docs/architecture.md on this engine's stored state."""
-        return check_invariants(self.event_store, self.projections, self.charges())
-
     def get_payment(self, payment_id: str) -> Payment:
         """Return a payment as its events tell it."""
         return workflows.require(self.ports, self._valid_id(payment_id)).unsafe_run()
@@ -365,7 +405,7 @@ class AegisPay:
         """Close the stores' connections."""
         self.storage.close()
 
-    def __enter__(self) -> AegisPay:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -380,20 +420,12 @@ class AegisPay:
         return validate_text("payment_id", payment_id, MAX_ID_LENGTH)
 
 
-def _settings(
-    seed: object,
-    faults: object,
-    retry: object,
-    breaker: object,
-) -> Settings:
+def _settings(seed: object, retry: object, breaker: object) -> Settings:
     """Validate the engine's policies; retry and breaker take one value or one per gateway."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequest("seed", "must be an integer", seed)
-    if faults is not None and not isinstance(faults, FailureConfig):
-        raise InvalidRequest("faults", "must be a FailureConfig", faults)
     return Settings(
         seed=seed,
-        faults=faults or FailureConfig(),
         retry=_per_gateway("retry", retry, RetryPolicy),
         breaker=_per_gateway("breaker", breaker, BreakerConfig),
     )
