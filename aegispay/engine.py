@@ -192,7 +192,8 @@ class Engine:
         self._gateways: dict[str, PaymentGateway] = {gateway.name: gateway for gateway in chosen}
         self._ids = ids or SeededIdGenerator(self.settings.seed_for("ids"))
         configs = {
-            name: self._policy(self.settings.breaker, name, BreakerConfig) for name in self._gateways
+            name: self._policy(self.settings.breaker, name, BreakerConfig)
+            for name in self._gateways
         }
         self.breakers = {
             name: CircuitBreaker(name, self.clock, self.metrics, config)
