@@ -185,6 +185,8 @@ class Engine:
         self.event_store = self.storage.events
         self.projections = self.storage.projections
         self.locks: LockManager = locks or InMemoryLockManager(self.clock)
+        # A provider outlives our process: gateways given here are handed to the next one.
+        self._given_gateways = gateways
         chosen = gateways or [
             SimulatedGateway(name, ledger, self.clock)
             for name, ledger in self.storage.ledgers.items()
@@ -318,7 +320,13 @@ class Engine:
     def _successor(self, storage: Storage, settings: Settings) -> Self:
         """The engine of the next process over `storage` (a harness hands its own on)."""
         ids = None if isinstance(self._ids, SeededIdGenerator) else RandomIdGenerator()
-        return type(self)(storage=storage, clock=self.clock, settings=settings, ids=ids)
+        return type(self)(
+            storage=storage,
+            clock=self.clock,
+            settings=settings,
+            ids=ids,
+            gateways=self._given_gateways,
+        )
 
     def recover(self, until_quiet: bool = False) -> RecoveryReport:
         """Repair the projection, then verify and settle every payment left in flight.

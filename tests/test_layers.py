@@ -1,0 +1,70 @@
+"""The floors of the package hold: a module imports only from its own floor or the ones below.
+
+domain/ and io.py at the bottom; orchestration/; adapters (infra/), resilience/ and recovery/;
+the engine (engine, service, ports, adapters); sim/, the harness; the faces: cli, viz, and the
+package's front door (`aegispay/__init__.py`, which re-exports the harnessed AegisPay).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_purity import PACKAGE_DIR, imports_of, module_name
+
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("aegispay.domain", "aegispay.io"),
+    ("aegispay.orchestration",),
+    ("aegispay.infra", "aegispay.resilience", "aegispay.recovery"),
+    ("aegispay.engine", "aegispay.service", "aegispay.ports", "aegispay.adapters"),
+    ("aegispay.sim",),
+    ("aegispay.cli", "aegispay.viz", "aegispay"),
+)
+FILES = sorted(PACKAGE_DIR.rglob("*.py"))
+
+
+def floor_of(module: str) -> int:
+    """The floor a module stands on: the longest matching prefix wins (`aegispay` is the top)."""
+    best, floor = -1, len(FLOORS) - 1
+    for number, prefixes in enumerate(FLOORS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, floor = len(prefix), number
+    return floor
+
+
+def upward_imports(path: Path) -> list[str]:
+    """Every import of a module above the importer's floor, with its line."""
+    module = module_name(path)
+    own = floor_of(module)
+    return [
+        f"{module} (floor {own}) imports {imported} (floor {floor_of(imported)}), line {line}"
+        for imported, line in imports_of(path.read_text(), module, path.name == "__init__.py")
+        if imported.startswith("aegispay") and floor_of(imported) > own
+    ]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: module_name(path))
+def test_no_module_imports_from_a_floor_above_its_own(path: Path) -> None:
+    assert upward_imports(path) == []
+
+
+def test_only_the_harness_and_the_faces_import_the_simulator() -> None:
+    importers = {
+        module_name(path)
+        for path in FILES
+        for imported, _ in imports_of(
+            path.read_text(), module_name(path), path.name == "__init__.py"
+        )
+        if imported == "aegispay.sim" or imported.startswith("aegispay.sim.")
+    }
+    outside = {m for m in importers if floor_of(m) < floor_of("aegispay.sim")}
+    assert outside == set()
+    assert "aegispay.engine" not in importers
+
+
+def test_the_floor_check_sees_an_engine_module_reaching_up_into_the_simulator() -> None:
+    assert floor_of("aegispay.engine") < floor_of("aegispay.sim.faults")
+    assert floor_of("aegispay.viz.widgets") > floor_of("aegispay.sim.harness")
+    assert floor_of("aegispay") == len(FLOORS) - 1
