@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from aegispay import AegisPay, RecoveryReport
 from aegispay.domain.events import (
     PaymentAuthenticated,
     PaymentEvent,
@@ -13,6 +14,7 @@ from aegispay.domain.events import (
 from aegispay.domain.money import Money
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import PaymentState
+from aegispay.recovery.coordinator import repair_projections
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -64,3 +66,12 @@ def payment(
         created_at=T0,
         updated_at=T0 + timedelta(seconds=version - 1),
     )
+
+
+class ForgetfulAegisPay(AegisPay):
+    """An engine whose recovery repairs every row but plans no payment to settle."""
+
+    def recover(self, until_quiet: bool = False) -> RecoveryReport:
+        report = RecoveryReport()
+        repair_projections(self.ports, 0, report)
+        return report

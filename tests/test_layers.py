@@ -45,7 +45,7 @@ def upward_imports(path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda path: module_name(path))
+@pytest.mark.parametrize("path", FILES, ids=module_name)
 def test_no_module_imports_from_a_floor_above_its_own(path: Path) -> None:
     assert upward_imports(path) == []
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from aegispay import AegisPay, InvalidRequest, Payment, PaymentState, replay
 from aegispay.cli import main
-from aegispay.domain import decisions
+from aegispay.domain.charges import ChargeRecord, ChargeRequest, ChargeStatus
 from aegispay.domain.commands import payment_id_for
-from aegispay.domain.events import PaymentFailed
+from aegispay.domain.failures import GatewayError, classify
+from aegispay.ports import PaymentGateway
 from aegispay.sim import BOUNDARIES, FailureConfig, ProcessCrash, enumeration
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.invariants import check_invariants
+from tests.factories import ForgetfulAegisPay
 
 REQUEST = {
     "amount": "9.99",
@@ -223,11 +226,50 @@ def test_every_crash_point_of_every_scenario_recovers_without_violations() -> No
     assert len(crash_cases) < summary["cases"] - len(report.scenarios)  # second actors ran too
 
 
-def test_the_crash_enumeration_catches_a_recovery_that_forgets_in_flight_payments(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("aegispay.recovery.coordinator.plan_recovery", lambda ports: [])
-    report = enumeration.enumerate_crashes(enumeration.SCENARIOS[1:2])
+class GuessingGateway:
+    """Reads an answer that never came (timeout after sending, lost response) as a decline."""
+
+    def __init__(self, inner: PaymentGateway) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def charge(self, request: ChargeRequest) -> ChargeRecord:
+        try:
+            return self.inner.charge(request)
+        except GatewayError as error:
+            if not classify(error).may_have_charged:
+                raise
+            return ChargeRecord(
+                transaction_id="guessed",
+                merchant_reference=request.merchant_reference,
+                idempotency_key=request.idempotency_key,
+                amount=request.amount,
+                payment_method=request.payment_method,
+                status=ChargeStatus.DECLINED,
+                decline_reason="guessed",
+                created_at=request_time(),
+            )
+
+    def status(self, merchant_reference: str) -> ChargeRecord | None:
+        return self.inner.status(merchant_reference)
+
+    def cancel(self, merchant_reference: str) -> ChargeRecord:
+        return self.inner.cancel(merchant_reference)
+
+
+def request_time() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class GuessingAegisPay(AegisPay):
+    """An engine that guesses FAILURE where the gateway may have charged, instead of asking."""
+
+    def wrap_gateway(self, gateway: PaymentGateway) -> PaymentGateway:
+        return GuessingGateway(super().wrap_gateway(gateway))
+
+
+def test_the_crash_enumeration_catches_a_recovery_that_forgets_in_flight_payments() -> None:
+    report = enumeration.enumerate_crashes(enumeration.SCENARIOS[1:2], engine=ForgetfulAegisPay)
     assert report.as_dict()["violations"] > 0
 
 
@@ -244,15 +286,10 @@ def test_a_small_chaos_soak_ends_clean_and_replays_from_its_seed() -> None:
         assert first.faults[kind] > 0
 
 
-def test_the_chaos_soak_catches_an_engine_that_guesses_failure_on_an_unknown_outcome(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def guess_failure(payment: Payment, reason: str, at: object) -> PaymentFailed:
-        return PaymentFailed(payment_id=payment.id, occurred_at=at, reason=reason)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(decisions, "outcome_unknown", guess_failure)
-    report = run_chaos(300, 5)
+def test_the_chaos_soak_catches_an_engine_that_guesses_failure_on_an_unknown_outcome() -> None:
+    report = run_chaos(300, 5, engine=GuessingAegisPay)
     assert report.invariants["settled_matches_gateway"] > 0
+    assert report.invariants["failure_is_definitive"] > 0
 
 
 def test_the_cli_commands_print_the_promised_json(

@@ -208,12 +208,16 @@ def run_chaos(
     store: str | None = None,
     gateway: str | None = None,
     advance: Callable[[], None] = lambda: None,
+    engine: type[AegisPay] = AegisPay,
 ) -> ChaosReport:
-    """Run a seeded soak in memory, or over the stores named by URL, on simulated time."""
+    """Run a seeded soak in memory, or over the stores named by URL, on simulated time.
+
+    `engine` is the class the soak runs (a test hands in a broken one to show the soak notices).
+    """
     if store is None and gateway is None:
-        pay = AegisPay.in_memory(seed=seed, faults=CHAOS_FAULTS)
+        pay = engine.in_memory(seed=seed, faults=CHAOS_FAULTS)
     else:
-        pay = AegisPay.open(
+        pay = engine.open(
             store=store or "memory://",
             gateway=gateway or "memory://",
             seed=seed,

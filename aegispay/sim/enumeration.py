@@ -170,25 +170,34 @@ class EnumerationReport:
 
 
 def enumerate_crashes(
-    scenarios: tuple[Scenario, ...] = SCENARIOS, seed: int = 0
+    scenarios: tuple[Scenario, ...] = SCENARIOS,
+    seed: int = 0,
+    engine: type[AegisPay] = AegisPay,
 ) -> EnumerationReport:
-    """Run every scenario once to list its crossings, then crash at each one in turn."""
+    """Run every scenario once to list its crossings, then crash at each one in turn.
+
+    `engine` is the class each case is built from: a test hands in a broken one to show the
+    enumeration notices.
+    """
     report = EnumerationReport()
     for scenario in scenarios:
-        baseline, trace = run_case(scenario, None, seed)
+        baseline, trace = run_case(scenario, None, seed, engine)
         report.cases.append(baseline)
         report.scenarios[scenario.name] = len(trace)
         report.boundaries[scenario.name] = sorted({c.boundary for c in trace})
         for crossing in trace:
-            report.cases.append(run_case(scenario, crossing, seed)[0])
+            report.cases.append(run_case(scenario, crossing, seed, engine)[0])
     return report
 
 
 def run_case(
-    scenario: Scenario, crossing: Crossing | None, seed: int
+    scenario: Scenario,
+    crossing: Crossing | None,
+    seed: int,
+    engine: type[AegisPay] = AegisPay,
 ) -> tuple[CaseResult, list[Crossing]]:
     """Run one case; return its result and the crossings the client's actions made."""
-    pay = scenario.setup(AegisPay.in_memory(seed=seed, faults=scenario.faults))
+    pay = scenario.setup(engine.in_memory(seed=seed, faults=scenario.faults))
     pay.crashpoints.reset()  # crossings are numbered from the client's first action
     pay.crashpoints.recording = True
     cut_in: list[Crossing] = []
