@@ -8,7 +8,6 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import closing
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +18,7 @@ from aegispay.domain.payment import Payment
 from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
-from aegispay.infra.urls import parse_storage_urls, parse_store_url
+from aegispay.infra.urls import check_database, check_databases, parse_store_url
 from aegispay.recovery.scrub import ScrubReport, scrub_event_log
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
@@ -37,8 +36,6 @@ EXIT_STATUS = """exit status:
   3  the process crashed (simulated by a `crash` fault): run the same command again to resume
 """
 CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume"
-# The tables that make a file an AegisPay store or gateway ledger: swapped files are caught.
-REQUIRED_TABLES = {"store": ("events", "payments"), "gateway": ("charges",)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,7 +206,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """Create and process N payments with keys from the seed; a rerun resumes, creating nothing."""
     faults = FailureConfig.from_pairs(args.fault)
-    _check_databases(args.store, args.gateway, existing=False)
+    check_databases(args.store, args.gateway, existing=False)
     # Simulated time: backoffs, timeouts and breaker cool-downs pass at once, reproducibly.
     with AegisPay.open(
         store=args.store, gateway=args.gateway, seed=args.seed, faults=faults, clock=VirtualClock()
@@ -245,51 +242,9 @@ def _print_progress(index: int, payment: Payment) -> None:
     print(f"payment {index} {payment.id} {payment.state}", flush=True)
 
 
-def _check_databases(store: str, gateway: str, *, existing: bool) -> None:
-    """Refuse unusable paths, one file for both, a missing file when `existing`, foreign files."""
-    urls = dict(zip(("store", "gateway"), parse_storage_urls(store, gateway), strict=True))
-    for name, url in urls.items():
-        if url.scheme == "sqlite":
-            _check_database(name, Path(url.path), existing=existing)
-
-
-def _check_database(name: str, path: Path, *, existing: bool) -> None:
-    """Refuse a file that is not an AegisPay `name` database, and a missing one if `existing`."""
-    if not path.is_file():
-        if existing:
-            raise InvalidRequest(name, "no such database file", str(path))
-        return
-    tables = _table_names(name, path)
-    missing = [table for table in REQUIRED_TABLES[name] if table not in tables]
-    # A run may start on an empty file; a file holding other tables belongs to something else.
-    if missing and (existing or tables):
-        raise InvalidRequest(
-            name,
-            f"is not an AegisPay {name} database (missing tables {', '.join(missing)})",
-            str(path),
-        )
-
-
-def _table_names(name: str, path: Path) -> set[str]:
-    """Read a database's table names without writing a byte to it."""
-    # Without a -wal file everything is in the main file: immutable=1 reads it without creating
-    # the -wal and -shm files that a read-only open of a WAL database would leave behind. A -wal
-    # file (left by a crash) may hold tables the main file lacks, so then it is read as well.
-    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
-    uri = f"{path.resolve().as_uri()}?mode=ro{immutable}"
-    try:
-        with closing(sqlite3.connect(uri, uri=True)) as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.DatabaseError as error:
-        raise InvalidRequest(
-            name, f"is not an AegisPay {name} database ({error})", str(path)
-        ) from None
-    return {str(row[0]) for row in rows}
-
-
 def recover_command(args: argparse.Namespace) -> int:
     """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
-    _check_databases(args.store, args.gateway, existing=True)
+    check_databases(args.store, args.gateway, existing=True)
     with Engine.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as engine:
         resume_clock(engine)
         report = engine.recover(until_quiet=True)
@@ -331,7 +286,7 @@ def chaos_command(args: argparse.Namespace) -> int:
         missing, given = ("store", "gateway") if args.store is None else ("gateway", "store")
         raise InvalidRequest(missing, f"must be given with --{given} (or neither, in memory)")
     if args.store is not None:
-        _check_databases(args.store, args.gateway, existing=False)
+        check_databases(args.store, args.gateway, existing=False)
     if args.json or not sys.stdout.isatty():
         report = run_chaos(args.payments, args.seed, args.store, args.gateway)
     else:
@@ -354,7 +309,7 @@ def chaos_command(args: argparse.Namespace) -> int:
 
 def audit_command(args: argparse.Namespace) -> int:
     """Check the invariants and reconcile with the gateway's ledger; exit 1 on any violation."""
-    _check_databases(args.store, args.gateway, existing=True)
+    check_databases(args.store, args.gateway, existing=True)
     with AegisPay.open(store=args.store, gateway=args.gateway) as pay:
         report = pay.check_invariants()
     result = report.as_dict()
@@ -379,7 +334,7 @@ def verify_command(args: argparse.Namespace) -> int:
     url = parse_store_url("store", args.store)
     if url.scheme != "sqlite":
         raise InvalidRequest("store", "must be a sqlite:/// file (memory:// holds nothing here)")
-    _check_database("store", Path(url.path), existing=True)
+    check_database("store", Path(url.path), existing=True)
     # The scrub appends nothing, so the clock that would stamp new events is never read.
     events = SQLiteEventStore(url.path, SystemClock())
     try:

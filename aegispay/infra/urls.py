@@ -1,10 +1,13 @@
-"""Store URLs (`memory://`, `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`) and
-the checks that this process may create, read and write the files they name."""
+"""Store URLs (`memory://`, `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`), the
+checks that this process may create, read and write the files they name, and that a file is
+the AegisPay database it is meant to be: the one place URLs are parsed."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +120,49 @@ def _same_file(first: str, second: str) -> bool:
     if a.exists() and b.exists():
         return a.samefile(b)
     return a.resolve() == b.resolve()
+
+
+# The tables that make a file an AegisPay store or gateway ledger: swapped files are caught.
+REQUIRED_TABLES = {"store": ("events", "payments"), "gateway": ("charges",)}
+
+
+def check_databases(store: str, gateway: str, *, existing: bool) -> None:
+    """Refuse unusable paths, one file for both, a missing file when `existing`, foreign files."""
+    urls = dict(zip(("store", "gateway"), parse_storage_urls(store, gateway), strict=True))
+    for name, url in urls.items():
+        if url.scheme == "sqlite":
+            check_database(name, Path(url.path), existing=existing)
+
+
+def check_database(name: str, path: Path, *, existing: bool) -> None:
+    """Refuse a file that is not an AegisPay `name` database, and a missing one if `existing`."""
+    if not path.is_file():
+        if existing:
+            raise InvalidRequest(name, "no such database file", str(path))
+        return
+    tables = _table_names(name, path)
+    missing = [table for table in REQUIRED_TABLES[name] if table not in tables]
+    # A run may start on an empty file; a file holding other tables belongs to something else.
+    if missing and (existing or tables):
+        raise InvalidRequest(
+            name,
+            f"is not an AegisPay {name} database (missing tables {', '.join(missing)})",
+            str(path),
+        )
+
+
+def _table_names(name: str, path: Path) -> set[str]:
+    """Read a database's table names without writing a byte to it."""
+    # Without a -wal file everything is in the main file: immutable=1 reads it without creating
+    # the -wal and -shm files that a read-only open of a WAL database would leave behind. A -wal
+    # file (left by a crash) may hold tables the main file lacks, so then it is read as well.
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    uri = f"{path.resolve().as_uri()}?mode=ro{immutable}"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise InvalidRequest(
+            name, f"is not an AegisPay {name} database ({error})", str(path)
+        ) from None
+    return {str(row[0]) for row in rows}

@@ -208,6 +208,7 @@ def run_chaos(
     store: str | None = None,
     gateway: str | None = None,
     advance: Callable[[], None] = lambda: None,
+    *,
     engine: type[AegisPay] = AegisPay,
 ) -> ChaosReport:
     """Run a seeded soak in memory, or over the stores named by URL, on simulated time.
