@@ -7,8 +7,9 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
@@ -65,95 +66,83 @@ def _parser() -> argparse.ArgumentParser:
         prog="aegispay", description=__doc__, epilog=EXIT_STATUS, formatter_class=HelpFormatter
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    def command(name: str, summary: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
-            name,
-            help=summary,
-            description=summary,
-            epilog=EXIT_STATUS,
+    for name, (summary, handler, options) in _commands().items():
+        command = commands.add_parser(
+            name, help=summary, description=summary, epilog=EXIT_STATUS,
             formatter_class=HelpFormatter,
-        )
-
-    demo = command("demo", "tell the story of one payment, in plain words")
-    demo.add_argument("--seed", type=int, default=7, help="seed of the demo's ids and timings")
-    demo.set_defaults(handler=demo_command)
-
-    run = command("run", "create and process N seeded payments (resumable)")
-    _add_store_options(run)
-    run.add_argument(
-        "--payments", type=_positive_int, default=100, help="how many payments to make"
-    )
-    run.add_argument(
-        "--seed", type=int, default=0, help="seed of the payments and faults: a rerun resumes"
-    )
-    run.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND=RATE",
-        help=f"inject a gateway fault (repeatable); kinds: {', '.join(FAULT_KINDS)}",
-    )
-    run.add_argument(
-        "--progress", action="store_true", help="print a line per payment as it settles"
-    )
-    run.add_argument("--trace", action="store_true", help="print a line at every boundary crossing")
-    run.add_argument("--json", action="store_true", help="print a JSON summary")
-    run.set_defaults(handler=run_command)
-
-    recover = command("recover", "settle payments left in flight on durable state")
-    _add_store_options(recover)
-    recover.add_argument("--json", action="store_true", help="print JSON")
-    recover.set_defaults(handler=recover_command)
-
-    crashpoints = command(
-        "crashpoints", "crash at every boundary of every scenario, recover, check"
-    )
-    crashpoints.add_argument("--seed", type=int, default=0, help="seed of the scenarios")
-    crashpoints.add_argument("--json", action="store_true", help="print JSON")
-    crashpoints.set_defaults(handler=crashpoints_command)
-
-    chaos = command("chaos", "a seeded soak of every fault, then the invariants")
-    chaos.add_argument(
-        "--payments", type=_positive_int, default=1000, help="how many payments to soak"
-    )
-    chaos.add_argument(
-        "--seed", type=int, default=0, help="seed of the soak: the same seed, the same digest"
-    )
-    chaos.add_argument(
-        "--store", help="event store URL, given with --gateway; with neither, all is in memory"
-    )
-    chaos.add_argument(
-        "--gateway", help="gateway ledger URL, given with --store; with neither, all is in memory"
-    )
-    chaos.add_argument("--json", action="store_true", help="print JSON (and no progress bar)")
-    chaos.set_defaults(handler=chaos_command)
-
-    audit = command(
-        "audit", "check the invariants on durable state and reconcile with the gateway's ledger"
-    )
-    _add_store_options(audit)
-    audit.add_argument("--json", action="store_true", help="print JSON")
-    audit.set_defaults(handler=audit_command)
-
-    verify = command("verify", "read every stored event and check its hash chain; report damage")
-    verify.add_argument(
-        "--store", default="sqlite:///aegispay.db", help="event store URL (a sqlite:/// file)"
-    )
-    verify.add_argument("--json", action="store_true", help="print JSON")
-    verify.set_defaults(handler=verify_command)
+        )  # fmt: skip
+        for flags, settings in options:
+            command.add_argument(*flags, **settings)
+        command.set_defaults(handler=handler)
     return parser
 
 
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", default="sqlite:///aegispay.db", help="event store URL (sqlite:/// or memory://)"
+Option = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], list[Option]]]:
+    """Each command: its summary, its handler and its options, in the order `--help` lists them."""
+    store: Option = (
+        ("--store",),
+        {"default": "sqlite:///aegispay.db", "help": "event store URL (sqlite:/// or memory://)"},
     )
-    parser.add_argument(
-        "--gateway",
-        default="sqlite:///aegispay-gateway.db",
-        help="gateway ledger URL, a different file from the store",
+    gateway: Option = (
+        ("--gateway",),
+        {
+            "default": "sqlite:///aegispay-gateway.db",
+            "help": "gateway ledger URL, a different file from the store",
+        },
     )
+    as_json: Option = (("--json",), {"action": "store_true", "help": "print JSON"})
+
+    def seed(default: int, meaning: str) -> Option:
+        return (("--seed",), {"type": int, "default": default, "help": meaning})
+
+    def count(default: int, meaning: str) -> Option:
+        return (("--payments",), {"type": _positive_int, "default": default, "help": meaning})
+
+    def flag(name: str, meaning: str) -> Option:
+        return ((name,), {"action": "store_true", "help": meaning})
+
+    fault: Option = (
+        ("--fault",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "KIND=RATE",
+            "help": f"inject a gateway fault (repeatable); kinds: {', '.join(FAULT_KINDS)}",
+        },
+    )
+    return {
+        "demo": ("tell the story of one payment, in plain words", demo_command,
+                 [seed(7, "seed of the demo's ids and timings")]),
+        "run": ("create and process N seeded payments (resumable)", run_command, [
+            store, gateway, count(100, "how many payments to make"),
+            seed(0, "seed of the payments and faults: a rerun resumes"), fault,
+            flag("--progress", "print a line per payment as it settles"),
+            flag("--trace", "print a line at every boundary crossing"),
+            flag("--json", "print a JSON summary"),
+        ]),
+        "recover": ("settle payments left in flight on durable state", recover_command,
+                    [store, gateway, as_json]),
+        "crashpoints": ("crash at every boundary of every scenario, recover, check",
+                        crashpoints_command, [seed(0, "seed of the scenarios"), as_json]),
+        "chaos": ("a seeded soak of every fault, then the invariants", chaos_command, [
+            count(1000, "how many payments to soak"),
+            seed(0, "seed of the soak: the same seed, the same digest"),
+            (("--store",), {"help": "event store URL, given with --gateway; "
+                                    "with neither, all is in memory"}),
+            (("--gateway",), {"help": "gateway ledger URL, given with --store; "
+                                      "with neither, all is in memory"}),
+            flag("--json", "print JSON (and no progress bar)"),
+        ]),
+        "audit": ("check the invariants on durable state and reconcile with the gateway's ledger",
+                  audit_command, [store, gateway, as_json]),
+        "verify": ("read every stored event and check its hash chain; report damage",
+                   verify_command, [(("--store",), {"default": "sqlite:///aegispay.db",
+                                                    "help": "event store URL (a sqlite:/// file)"}),
+                                    as_json]),
+    }  # fmt: skip
 
 
 def _positive_int(text: str) -> int:
