@@ -45,7 +45,11 @@ from aegispay.resilience.routing import GatewayRoutes
 from aegispay.service import PaymentService
 from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
 from aegispay.sim.faults import FailureConfig, FaultInjector, ProjectionFaults
-from aegispay.sim.invariants import InvariantReport, check_invariants
+from aegispay.sim.invariants import (
+    InvariantReport,
+    charges_in_reference_order,
+    check_invariants,
+)
 
 GATEWAY_NAMES = ("primary", "fallback")
 P = TypeVar("P", RetryPolicy, BreakerConfig)
@@ -101,7 +105,10 @@ class Storage:
         if store_url.scheme == "sqlite":
             with opening("store", store_url.path):
                 sqlite_events = SQLiteEventStore(store_url.path, clock)
-                sqlite_projections = SQLiteProjectionStore(store_url.path)
+                # One set of connections: an append writes its projection row in its transaction.
+                sqlite_projections = SQLiteProjectionStore(
+                    store_url.path, connections=sqlite_events.connections
+                )
             closers += [sqlite_events.close, sqlite_projections.close]
             events, projections = sqlite_events, sqlite_projections
         ledgers = memory.ledgers
@@ -335,7 +342,9 @@ class AegisPay:
 
     def check_invariants(self) -> InvariantReport:
         """Check every invariant of docs/architecture.md on this engine's stored state."""
-        return check_invariants(self.event_store, self.projections, self.charges())
+        # The ledgers are read in reference order, a page at a time: the audit streams.
+        charges = charges_in_reference_order(self.storage.ledgers.values())
+        return check_invariants(self.event_store, self.projections, charges)
 
     def get_payment(self, payment_id: str) -> Payment:
         """Return a payment as its events tell it."""
