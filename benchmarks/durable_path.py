@@ -11,7 +11,7 @@ both sides of it. Rounds are interleaved, and the table shows min, median and ma
   against a quarter of the raw commit rate (a payment needs four commits at least).
 - chaos: the in-memory chaos soak with every fault, this tree against the base commit (the
   merge-base with main, unpacked by `git archive`), each in its own subprocess, the faster
-  of two soaks each per round.
+  of two soaks each per round, in CPU seconds.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAOS_SCRIPT = """
 import sys, time
 from aegispay.sim.chaos import run_chaos
-started = time.perf_counter()
+started = time.process_time()
 report = run_chaos(int(sys.argv[1]), 0)
-print(time.perf_counter() - started, report.violations)
+print(time.process_time() - started, report.violations)
 """
 
 
@@ -205,7 +205,12 @@ def unpack(commit: str, into: Path) -> Path:
 
 
 def chaos_seconds(source: Path) -> float:
-    """Seconds of one in-memory chaos soak of the package found under `source`."""
+    """CPU seconds of one in-memory chaos soak of the package found under `source`.
+
+    CPU time, not wall time: VirtualClock.sleep yields the processor (time.sleep(0)), and on a
+    busy machine each yield can wait out another process's time slice, which would measure
+    the machine's load rather than the soak.
+    """
     environment = {**os.environ, "PYTHONPATH": str(source)}
     done = subprocess.run(
         [sys.executable, "-c", CHAOS_SCRIPT, str(CHAOS_PAYMENTS)],
@@ -248,7 +253,7 @@ def run() -> dict[str, Ratio]:
         "raw": Ratio("append / raw sqlite3 single-row commits", 0.8),
         "eventsourcing": Ratio("append / eventsourcing 9.5.6 SQLite recorder", 1.5),
         "durable": Ratio("durable create+process / (raw commits per s / 4)", 0.5),
-        "chaos": Ratio("in-memory chaos, this tree / base commit (speed)", 2.0),
+        "chaos": Ratio("in-memory chaos, base CPU s / this tree CPU s", 2.0),
     }
     base = base_commit()
     with tempfile.TemporaryDirectory(prefix="aegispay-durable-") as tmp:
@@ -301,7 +306,7 @@ def run_round(directory: Path, base_source: Path, ratios: dict[str, Ratio]) -> N
         "aegispay appends/s": round(rates["aegispay"]),
         "eventsourcing saves/s": round(rates["eventsourcing"]),
         "durable payments/s": round(payments),
-        "chaos s (ours, base)": [round(ours, 2), round(theirs, 2)],
+        "chaos cpu s (ours, base)": [round(ours, 2), round(theirs, 2)],
     }
     print(f"  round: {json.dumps(figures)}")
 
