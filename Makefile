@@ -39,7 +39,9 @@ LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root) \
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(strip $(LAB_FLAGS))
 
+# Ratios against baselines run beside them (raw sqlite3, eventsourcing, the base commit).
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
 clean:

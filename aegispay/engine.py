@@ -118,7 +118,8 @@ class Storage:
         if store_url.scheme == "sqlite":
             with opening("store", store_url.path):
                 events = SQLiteEventStore(store_url.path, clock)
-                projections = SQLiteProjectionStore(store_url.path)
+                # One set of connections: an append writes its projection row in its transaction.
+                projections = SQLiteProjectionStore(store_url.path, connections=events.connections)
             closers += [events.close, projections.close]
             storage.events, storage.projections, storage.recovery_log = (
                 events, projections, projections,

@@ -23,6 +23,7 @@ from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import CreatePayment
 from aegispay.domain.events import PaymentEvent, event_to_json
 from aegispay.domain.payment import replay
+from aegispay.infra.events.chain import GENESIS, chain_hash
 from aegispay.infra.gateway.simulated import transaction_id_for
 from aegispay.infra.sqlite import connect, immediate
 from aegispay.sim import ProcessCrash
@@ -35,7 +36,7 @@ GATEWAY = "primary"
 # Settled payments encoded per executemany, so the whole history never sits in memory.
 BUILD_BATCH = 10_000
 
-EventRow = tuple[str, int, str, str]
+EventRow = tuple[str, int, str, str, str, str]
 PaymentRow = tuple[str, int, str, int, str]
 ChargeRow = tuple[str, str, str, str, str]
 
@@ -112,10 +113,7 @@ def history_rows(
         stream, charge = settled_payment(index, clock)
         payment = replay(stream)
         assert payment is not None
-        events += [
-            (payment.id, version, event.type, event_to_json(event))
-            for version, event in enumerate(stream, start=1)
-        ]
+        events += chained_rows(payment.id, stream, clock.now().isoformat())
         payments.append(
             (payment.id, index + 1, payment.state.value, payment.version, payment.model_dump_json())
         )
@@ -129,6 +127,17 @@ def history_rows(
             )
         )
     return events, payments, charges
+
+
+def chained_rows(stream_id: str, stream: list[PaymentEvent], recorded_at: str) -> list[EventRow]:
+    """A stream's event rows as SQLiteEventStore writes them: time of writing and hash chain."""
+    rows: list[EventRow] = []
+    previous = GENESIS
+    for version, event in enumerate(stream, start=1):
+        data = event_to_json(event)
+        previous = chain_hash(previous, stream_id, version, event.type, data)
+        rows.append((stream_id, version, event.type, data, recorded_at, previous))
+    return rows
 
 
 def build_history(store: Store) -> None:
@@ -145,7 +154,9 @@ def build_history(store: Store) -> None:
                 "INSERT INTO streams (stream_id) VALUES (?)", [(row[0],) for row in payments]
             )
             events_db.executemany(
-                "INSERT INTO events (stream_id, version, type, data) VALUES (?, ?, ?, ?)", events
+                "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                events,
             )
             events_db.executemany(
                 "INSERT INTO payments (id, seq, state, version, data) VALUES (?, ?, ?, ?, ?)",

@@ -8,7 +8,14 @@ from aegispay import AegisPay, PaymentState
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.money import Money
 from aegispay.sim import ProcessCrash
-from aegispay.sim.invariants import INVARIANTS, check_invariants, event_log_digest
+from aegispay.sim.invariants import (
+    INVARIANTS,
+    KEPT_DETAILS,
+    InvariantReport,
+    charges_in_reference_order,
+    check_invariants,
+    event_log_digest,
+)
 
 
 def settled_engine() -> AegisPay:
@@ -130,3 +137,25 @@ def test_a_record_that_moved_no_money_is_not_reconciled_even_without_an_amount()
                 "amount": None},
     )  # fmt: skip
     assert reconciled([*pay.charges(), declined], pay) == {"matched": 3}
+
+
+def test_charges_from_an_iterator_out_of_reference_order_are_refused() -> None:
+    pay = settled_engine()
+    backwards = iter(sorted(pay.charges(), key=lambda c: c.merchant_reference, reverse=True))
+    with pytest.raises(ValueError, match="merchant-reference order"):
+        check_invariants(pay.event_store, pay.projections, backwards)
+
+
+def test_the_ledgers_merged_in_reference_order_audit_like_a_list_of_charges() -> None:
+    pay = settled_engine()
+    merged = charges_in_reference_order(pay.storage.ledgers.values())
+    streamed = check_invariants(pay.event_store, pay.projections, merged)
+    listed = check_invariants(pay.event_store, pay.projections, pay.charges())
+    assert (streamed.as_dict(), streamed.payments) == (listed.as_dict(), 3)
+
+
+def test_a_report_counts_every_violation_and_keeps_the_first_details() -> None:
+    report = InvariantReport()
+    for number in range(KEPT_DETAILS + 5):
+        report.violate("nothing_lost", f"row {number}")
+    assert (report.violations, len(report.details)) == (KEPT_DETAILS + 5, KEPT_DETAILS)

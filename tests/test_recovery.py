@@ -156,11 +156,12 @@ def test_a_crash_before_a_projection_write_leaves_an_in_flight_payment_recovery_
 ):
     pay = AegisPay.in_memory()
     payment = create(pay, "k")
-    pay.crash_at("projection.save", "before", nth=2)  # the row of ProcessingStarted never lands
+    # Authenticated and ProcessingStarted are one append: the row of both never lands.
+    pay.crash_at("projection.save", "before")
     with pytest.raises(ProcessCrash):
         pay.process_payment(payment.id)
     pay = pay.restart()
-    assert pay.projections.get(payment.id).state is PaymentState.AUTHENTICATED  # type: ignore[union-attr]
+    assert pay.projections.get(payment.id).state is PaymentState.INITIATED  # type: ignore[union-attr]
     report = pay.recover()
     assert (report.projections_repaired, report.found, report.succeeded) == (1, 1, 1)
     assert violations(pay) == []
@@ -403,3 +404,19 @@ def test_a_run_with_failing_projection_writes_ends_with_no_drift(
     assert main(["run", *args, "--payments", "40", "--fault", "projection=0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["faults"]["projection"] > 0
     assert main(["audit", *args, "--json"]) == 0
+
+
+def test_authentication_and_processing_started_are_recorded_in_one_append() -> None:
+    pay = AegisPay.in_memory()
+    payment = create(pay, "k")
+    pay.crashpoints.reset()
+    pay.crashpoints.recording = True
+    pay.process_payment(payment.id)
+    appends = [
+        c for c in pay.crashpoints.trace if c.boundary == "events.append" and c.side == "after"
+    ]
+    types = [recorded.event.type for recorded in pay.events(payment.id)]
+    assert (len(appends), types) == (
+        2,
+        ["PaymentInitiated", "PaymentAuthenticated", "ProcessingStarted", "PaymentSucceeded"],
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -27,6 +27,10 @@ class RecordedEvent:
     event: PaymentEvent
 
 
+# Writes a projection row for an append; the event store runs it beside the events it writes.
+Projector = Callable[[], None]
+
+
 class EventStore(Protocol):
     """Append-only streams of events, one per payment: the source of truth."""
 
@@ -42,8 +46,19 @@ class EventStore(Protocol):
         """
         ...
 
-    def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
-        """Append atomically if the stream is at `expected_version`; return the new version."""
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PaymentEvent],
+        expected_version: int,
+        project: Projector | None = None,
+    ) -> int:
+        """Append atomically if the stream is at `expected_version`; return the new version.
+
+        `project`, if given, writes the projection row of the appended events: in the same
+        transaction where the store has one (inside a savepoint), else right after the events.
+        An Exception from it undoes its own writes only and is not raised: the events are kept.
+        """
         ...
 
     def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
@@ -53,6 +68,11 @@ class EventStore(Protocol):
 
     def stream_ids(self) -> list[str]:
         """Return the id of every stream, in order of creation."""
+        ...
+
+    def stream_ids_after(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Return up to `limit` stream ids greater than `after`, in id order: a page of them,
+        so that a pass over every stream holds one page at a time."""
         ...
 
     def last_position(self) -> int:
@@ -81,6 +101,10 @@ class ProjectionStore(Protocol):
 
     def ids_in_states(self, states: Sequence[PaymentState]) -> builtins.list[str]:
         """Return ids in the given states in creation order, through an index (no full scan)."""
+        ...
+
+    def ids_after(self, after: str = "", limit: int = 1000) -> builtins.list[str]:
+        """Return up to `limit` row ids greater than `after`, in id order (a page of them)."""
         ...
 
     def delete(self, payment_id: str) -> None:

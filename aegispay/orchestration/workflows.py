@@ -1,7 +1,7 @@
 """Workflows: create, authenticate and process a payment, as IO programs built from ports.
 
 Every function here returns an IO and runs nothing. The order of effects is the design:
-events are appended first (the source of truth), the projection is updated after, and
+events are appended (the source of truth) with the projection row written beside them, and
 ProcessingStarted is durable before the charge is sent, so a crash always leaves a trace.
 """
 
@@ -20,7 +20,7 @@ from aegispay.domain.failures import classify, kind_of
 from aegispay.domain.payment import Payment, replay
 from aegispay.domain.states import PaymentState
 from aegispay.io import IO, Err, Ok, Result
-from aegispay.orchestration.ports import Ports
+from aegispay.orchestration.ports import Ports, Projector
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,14 @@ def require(ports: Ports, payment_id: str) -> IO[Payment]:
 
 
 def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]) -> IO[Payment]:
-    """Append events at the payment's version (the fence), then update the projection."""
+    """Append events at the payment's version (the fence), the projection row beside them."""
     stream_id = events[0].payment_id
     expected = payment.version if payment is not None else 0
 
     def write(after: Payment) -> IO[Payment]:
-        return (
-            IO.delay(lambda: ports.events.append(stream_id, events, expected))
-            .then(project(ports, after))
-            .map(lambda _: after)
-        )
+        return IO.delay(
+            lambda: ports.events.append(stream_id, events, expected, project(ports, after))
+        ).map(lambda _: after)
 
     def folded() -> Payment:
         after = replay(events, start=payment)
@@ -73,17 +71,19 @@ def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]
     return IO.delay(folded).flat_map(write)
 
 
-def project(ports: Ports, payment: Payment) -> IO[None]:
-    """Save the projection row; a failure is logged and counted, since events already hold it."""
+def project(ports: Ports, payment: Payment) -> Projector:
+    """The projection write an append runs with its events: a failure is logged and counted,
+    then raised so that the store undoes that write alone; the events still hold the payment."""
 
-    def failed(error: Exception) -> IO[None]:
-        def report() -> None:
+    def write() -> None:
+        try:
+            ports.projections.save(payment)
+        except Exception as error:
             ports.metrics.increment("projection.write_failed")
             ports.logger.log("warning", "projection write failed", payment=payment.id, error=error)
+            raise
 
-        return IO.delay(report)
-
-    return IO.delay(lambda: ports.projections.save(payment)).recover(failed)
+    return write
 
 
 def create_payment(ports: Ports, command: CreatePayment) -> IO[Created]:
@@ -113,7 +113,7 @@ def advance(ports: Ports, payment: Payment) -> IO[Payment]:
     """Take the next step the payment's state calls for."""
     match payment.state:
         case PaymentState.INITIATED:
-            return authenticate(ports, payment).flat_map(lambda p: advance(ports, p))
+            return authenticate_and_start(ports, payment)
         case PaymentState.AUTHENTICATED:
             return start_processing(ports, payment)
         case PaymentState.PROCESSING | PaymentState.UNKNOWN:
@@ -131,21 +131,49 @@ def authenticate(ports: Ports, payment: Payment) -> IO[Payment]:
     return record(ports, payment, lambda at: decisions.authenticate(payment, at))
 
 
+def authenticate_and_start(ports: Ports, payment: Payment) -> IO[Payment]:
+    """Authenticate and, when a gateway would take the charge, record PaymentAuthenticated and
+    ProcessingStarted in one append, durable before the charge is sent; then charge."""
+
+    def decided(at: datetime) -> IO[Payment]:
+        verdict = decisions.authenticate(payment, at)
+        authenticated = replay([verdict], start=payment)
+        if authenticated is None or authenticated.state is not PaymentState.AUTHENTICATED:
+            return append(ports, payment, [verdict])  # authentication failed: no charge
+        return IO.delay(ports.gateways.route).flat_map(
+            lambda route: begin(at, verdict, authenticated, route)
+        )
+
+    def begin(
+        at: datetime, verdict: PaymentEvent, authenticated: Payment, route: str | None
+    ) -> IO[Payment]:
+        if route is None:
+            return append(ports, payment, [verdict]).flat_map(lambda p: _unavailable(ports, p))
+        started = decisions.start_processing(authenticated, route, at)
+        return append(ports, payment, [verdict, started]).flat_map(
+            lambda p: charge(ports, p, tried=frozenset({route}))
+        )
+
+    return now(ports).flat_map(decided)
+
+
 def start_processing(ports: Ports, payment: Payment) -> IO[Payment]:
     """Pick a gateway, record ProcessingStarted durably, and only then send the charge."""
 
     def begin(route: str | None) -> IO[Payment]:
         if route is None:
-            # The fast path: nothing was recorded as started, so nobody can have sent a charge.
-            reason = "every gateway's breaker is open"
-            return record(
-                ports, payment, lambda at: decisions.gateway_unavailable(payment, reason, at)
-            )
+            return _unavailable(ports, payment)
         return record(
             ports, payment, lambda at: decisions.start_processing(payment, route, at)
         ).flat_map(lambda p: charge(ports, p, tried=frozenset({route})))
 
     return IO.delay(ports.gateways.route).flat_map(begin)
+
+
+def _unavailable(ports: Ports, payment: Payment) -> IO[Payment]:
+    # The fast path: nothing was recorded as started, so nobody can have sent a charge.
+    reason = "every gateway's breaker is open"
+    return record(ports, payment, lambda at: decisions.gateway_unavailable(payment, reason, at))
 
 
 def charge(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) -> IO[Payment]:

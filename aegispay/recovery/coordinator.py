@@ -18,7 +18,7 @@ a stream settled long ago is found by a scrub of everything (`aegispay verify`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 
 from aegispay.domain.errors import (
@@ -37,6 +37,8 @@ Process = Callable[[str], Payment]
 # A recovery run that keeps finding work stops after this many passes.
 MAX_PASSES = 20
 
+# Ids read per query when every stream or row is walked in id order.
+ID_PAGE = 1000
 # A stream that cannot be read in full halts: it is reported, never skipped over.
 HALTING_ERRORS = (EventContinuityError, InvalidTransition)
 
@@ -185,23 +187,49 @@ def settle(ports: Ports, process: Process, payment_id: str, report: RecoveryRepo
 
 
 def rebuild_projections(ports: Ports) -> RecoveryReport:
-    """Rebuild every row from events, drop rows with no events, and reset the checkpoint."""
+    """Rebuild every row from events, drop rows with no events, and reset the checkpoint.
+
+    Streams and rows are walked in id order a page at a time, so memory stays flat however
+    long the history.
+    """
     report = RecoveryReport()
     start = ports.events.last_position()
-    streams = ports.events.stream_ids()
-    for stream_id in streams:
+    for stream_id in in_id_order(ports.events.stream_ids_after):
         rebuilt = _replay(ports, stream_id, report)
         row = _row(ports, stream_id)
         if rebuilt is not None and row != rebuilt:
             _write_row(ports, rebuilt, row, report)
-    known = set(streams)
-    for payment_id in ports.projections.ids_in_states(tuple(PaymentState)):
-        if payment_id not in known:
-            ports.projections.delete(payment_id)
-            report.projections_repaired += 1
+    for payment_id in _rows_without_events(ports):
+        ports.projections.delete(payment_id)
+        report.projections_repaired += 1
     if not report.repairs_failed:
         ports.recovery_log.set_checkpoint(start)
     return report
+
+
+def in_id_order(page: Callable[[str, int], list[str]]) -> Iterator[str]:
+    """Every id a paged query (`stream_ids_after`, `ids_after`) returns, one page at a time."""
+    after = ""
+    while True:
+        ids = page(after, ID_PAGE)
+        yield from ids
+        if len(ids) < ID_PAGE:
+            return
+        after = ids[-1]
+
+
+def _rows_without_events(ports: Ports) -> list[str]:
+    """The rows whose id names no stream: both walked in id order, side by side."""
+    streams = in_id_order(ports.events.stream_ids_after)
+    stream = next(streams, None)
+    lost = []
+    for row_id in in_id_order(ports.projections.ids_after):
+        while stream is not None and stream < row_id:
+            stream = next(streams, None)
+        if stream != row_id:
+            lost.append(row_id)
+    # Deleted after the walk, so that no page is read while rows are being removed under it.
+    return lost
 
 
 def _replay(ports: Ports, stream_id: str, report: RecoveryReport) -> Payment | None:

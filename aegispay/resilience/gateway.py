@@ -6,13 +6,13 @@ import random
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import RetryCallState
+from tenacity import RetryCallState, Retrying
 
 from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.failures import CircuitOpenError, ErrorClass, classify, kind_of
 from aegispay.orchestration.ports import Clock, Metrics, PaymentGateway
 from aegispay.resilience.breaker import CircuitBreaker
-from aegispay.resilience.retry import RetryPolicy, call_with_retry
+from aegispay.resilience.retry import RetryPolicy, retrying
 
 R = TypeVar("R")
 
@@ -46,6 +46,12 @@ class ResilientGateway:
         self._clock = clock
         self._metrics = metrics
         self._rng = rng
+        # Built once: a tenacity retrier per operation, shared by every call.
+        self._retriers = {
+            "charge": self._retrier("charge", charge_is_retryable),
+            "status": self._retrier("status", lookup_is_retryable),
+            "cancel": self._retrier("cancel", lookup_is_retryable),
+        }
 
     @property
     def name(self) -> str:
@@ -54,23 +60,31 @@ class ResilientGateway:
 
     def charge(self, request: ChargeRequest) -> ChargeRecord:
         """Charge with retries; every attempt carries the same idempotency key."""
-        return self._call("charge", lambda: self.gateway.charge(request), charge_is_retryable)
+        return self._call("charge", lambda: self.gateway.charge(request))
 
     def status(self, merchant_reference: str) -> ChargeRecord | None:
         """Look a charge up by merchant reference, retried through transport failures."""
-        return self._call(
-            "status", lambda: self.gateway.status(merchant_reference), lookup_is_retryable
-        )
+        return self._call("status", lambda: self.gateway.status(merchant_reference))
 
     def cancel(self, merchant_reference: str) -> ChargeRecord:
         """Cancel our reference, retried through transport failures: a cancel is idempotent."""
-        return self._call(
-            "cancel", lambda: self.gateway.cancel(merchant_reference), lookup_is_retryable
+        return self._call("cancel", lambda: self.gateway.cancel(merchant_reference))
+
+    def _retrier(self, operation: str, retryable: Callable[[BaseException], bool]) -> Retrying:
+        retries = f"gateway.{self.name}.{operation}.retries"
+
+        def on_retry(state: RetryCallState) -> None:
+            self._metrics.increment(retries)
+
+        return retrying(
+            policy=self.policy,
+            retryable=retryable,
+            sleep=self._clock.sleep,
+            rng=self._rng,
+            on_retry=on_retry,
         )
 
-    def _call(
-        self, operation: str, fn: Callable[[], R], retryable: Callable[[BaseException], bool]
-    ) -> R:
+    def _call(self, operation: str, fn: Callable[[], R]) -> R:
         prefix = f"gateway.{self.name}.{operation}"
 
         def attempt() -> R:
@@ -81,14 +95,5 @@ class ResilientGateway:
                 self._metrics.increment(f"{prefix}.failed.{kind_of(error)}")
                 raise
 
-        def on_retry(state: RetryCallState) -> None:
-            self._metrics.increment(f"{prefix}.retries")
-
-        return call_with_retry(
-            attempt,
-            policy=self.policy,
-            retryable=retryable,
-            sleep=self._clock.sleep,
-            rng=self._rng,
-            on_retry=on_retry,
-        )
+        result: R = self._retriers[operation](attempt)
+        return result

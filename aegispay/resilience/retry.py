@@ -48,6 +48,30 @@ class wait_seeded_exponential_jitter(wait_base):  # noqa: N801 - tenacity names 
         return self.policy.backoff(retry_state.attempt_number, self.rng)
 
 
+def retrying(
+    *,
+    policy: RetryPolicy,
+    retryable: Callable[[BaseException], bool],
+    sleep: Callable[[float], None],
+    rng: random.Random,
+    on_retry: Callable[[RetryCallState], None] | None = None,
+) -> Retrying:
+    """Build the tenacity retrier of a policy once; calling it with `fn` runs one retried call.
+
+    The re-raised error is the last one, unchanged. tenacity keeps each call's state per
+    thread, so one retrier serves every call of every thread.
+    """
+    return Retrying(
+        sleep=sleep,
+        wait=wait_seeded_exponential_jitter(policy, rng),
+        stop=stop_after_attempt(policy.retries + 1),
+        # tenacity catches BaseException: a crash or an interrupt must end the call, never retry.
+        retry=retry_if_exception(lambda error: isinstance(error, Exception) and retryable(error)),
+        before_sleep=on_retry,
+        reraise=True,
+    )
+
+
 def call_with_retry(
     fn: Callable[[], T],
     *,
@@ -58,13 +82,5 @@ def call_with_retry(
     on_retry: Callable[[RetryCallState], None] | None = None,
 ) -> T:
     """Call `fn`, retrying what `retryable` accepts; the last error is re-raised unchanged."""
-    retrying = Retrying(
-        sleep=sleep,
-        wait=wait_seeded_exponential_jitter(policy, rng),
-        stop=stop_after_attempt(policy.retries + 1),
-        # tenacity catches BaseException: a crash or an interrupt must end the call, never retry.
-        retry=retry_if_exception(lambda error: isinstance(error, Exception) and retryable(error)),
-        before_sleep=on_retry,
-        reraise=True,
-    )
-    return retrying(fn)
+    retrier = retrying(policy=policy, retryable=retryable, sleep=sleep, rng=rng, on_retry=on_retry)
+    return retrier(fn)

@@ -16,7 +16,7 @@ from aegispay.engine import Engine, Settings, Storage
 from aegispay.orchestration.ports import PaymentGateway
 from aegispay.sim.crashpoints import Boundaries, CrashPoints, Side
 from aegispay.sim.faults import FailureConfig, FaultInjector, FaultyGateway, ProjectionFaults
-from aegispay.sim.invariants import InvariantReport, check_invariants
+from aegispay.sim.invariants import InvariantReport, charges_in_reference_order, check_invariants
 
 A = TypeVar("A")
 # The ports' boundary names: the recovery log's operations are named as the projection's.
@@ -115,7 +115,12 @@ class AegisPay(Engine):
 
     def check_invariants(self) -> InvariantReport:
         """Check every invariant of docs/architecture.md on this engine's stored state."""
-        return check_invariants(self.event_store, self.projections, self.charges())
+        if self._given_gateways is None:
+            # The provider's ledgers, read in reference order a page at a time: the audit streams.
+            charges = charges_in_reference_order(self.storage.ledgers.values())
+        else:
+            charges = iter(sorted(self.charges(), key=lambda record: record.merchant_reference))
+        return check_invariants(self.event_store, self.projections, charges)
 
     def sibling(self, faults: FailureConfig | None = None, offset: int = 1000) -> AegisPay:
         """Another process over the same storage now: its own memory, locks and faults."""

@@ -53,20 +53,31 @@ class Finding:
         return f"{self.outcome.value} {self.reference}: {self.detail}{label}"
 
 
+# Breaks kept with their detail; beyond these only the counts grow, so an audit of any size
+# holds a bounded report.
+KEPT_BREAKS = 1000
+
+
 @dataclass
 class Reconciliation:
-    """Every finding, with a count per outcome."""
+    """A count per outcome, and the first KEPT_BREAKS findings that did not match."""
 
-    findings: list[Finding] = field(default_factory=list)
+    tally: Counter[Outcome] = field(default_factory=Counter)
+    kept: list[Finding] = field(default_factory=list)
+
+    def add(self, finding: Finding) -> None:
+        """Count a finding; keep it if it is a break and there is room."""
+        self.tally[finding.outcome] += 1
+        if finding.outcome is not Outcome.MATCHED and len(self.kept) < KEPT_BREAKS:
+            self.kept.append(finding)
 
     def counts(self) -> dict[str, int]:
         """How many references fell in each outcome, every outcome named."""
-        tally = Counter(finding.outcome for finding in self.findings)
-        return {outcome.value: tally[outcome] for outcome in Outcome}
+        return {outcome.value: self.tally[outcome] for outcome in Outcome}
 
     def breaks(self) -> list[Finding]:
-        """The findings that did not match."""
-        return [f for f in self.findings if f.outcome is not Outcome.MATCHED]
+        """The findings that did not match (the first KEPT_BREAKS of them)."""
+        return list(self.kept)
 
 
 def reconcile(
@@ -84,19 +95,30 @@ def reconcile(
     result = Reconciliation()
     for payments, is_damaged in ((ours, False), (replayed, True)):
         for reference, payment in payments.items():
-            found = _compare(payment, charged.get(reference))
+            found = compare(reference, payment, charged.get(reference), damaged=is_damaged)
             if found is not None:
-                result.findings.append(Finding(reference, *found, damaged=is_damaged))
+                result.add(found)
     for reference in sorted(charged.keys() - ours.keys() - replayed.keys()):
-        detail = (
-            "our stream of it is damaged beyond replay"
-            if reference in damaged
-            else "no payment of ours has this reference"
-        )
-        result.findings.append(
-            Finding(reference, Outcome.MISSING_IN_OUR_RECORDS, detail, reference in damaged)
-        )
+        result.add(orphan(reference, damaged=reference in damaged))
     return result
+
+
+def compare(
+    reference: str, payment: Payment, charge: ChargeRecord | None, damaged: bool = False
+) -> Finding | None:
+    """How one payment of ours reconciles with its charge; None when neither side has money."""
+    found = _compare(payment, charge)
+    return None if found is None else Finding(reference, *found, damaged=damaged)
+
+
+def orphan(reference: str, damaged: bool = False) -> Finding:
+    """A charge that moved money with no readable payment of ours behind it."""
+    detail = (
+        "our stream of it is damaged beyond replay"
+        if damaged
+        else "no payment of ours has this reference"
+    )
+    return Finding(reference, Outcome.MISSING_IN_OUR_RECORDS, detail, damaged)
 
 
 def _compare(payment: Payment, charge: ChargeRecord | None) -> tuple[Outcome, str] | None:

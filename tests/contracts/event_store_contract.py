@@ -296,3 +296,31 @@ class EventStoreContract:
         self.tamper(store, tmp_path, "pay_a", 3, version=2)
         self.tamper(store, tmp_path, "pay_a", 99, version=3)
         self.assert_damaged(store, 2, "hash mismatch")
+
+    def test_append_runs_the_projection_write_once_beside_the_events(
+        self, store: EventStore
+    ) -> None:
+        written: list[str] = []
+        store.append("pay_1", opening("pay_1"), 0, lambda: written.append("row"))
+        assert written == ["row"]
+
+    def test_a_failing_projection_write_keeps_the_appended_events(self, store: EventStore) -> None:
+        def fail() -> None:
+            raise RuntimeError("the projection is down")
+
+        assert store.append("pay_1", opening("pay_1"), 0, fail) == 3
+        assert [recorded.version for recorded in store.read("pay_1")] == [1, 2, 3]
+
+    def test_a_refused_append_runs_no_projection_write(self, store: EventStore) -> None:
+        store.append("pay_1", [initiated("pay_1")], 0)
+        written: list[str] = []
+        with pytest.raises(ConcurrencyError):
+            store.append("pay_1", [authenticated("pay_1")], 0, lambda: written.append("row"))
+        assert written == []
+
+    def test_stream_ids_after_pages_through_the_ids_in_id_order(self, store: EventStore) -> None:
+        for stream_id in ("pay_c", "pay_a", "pay_b"):
+            store.append(stream_id, [initiated(stream_id)], 0)
+        assert store.stream_ids_after() == ["pay_a", "pay_b", "pay_c"]
+        assert store.stream_ids_after("pay_a", limit=1) == ["pay_b"]
+        assert store.stream_ids_after("pay_c") == []

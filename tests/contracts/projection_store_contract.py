@@ -136,3 +136,10 @@ class ProjectionStoreContract:
         store.clear_halted("pay_1")
         store.clear_halted("pay_unknown")
         assert store.halted() == {"pay_2": "bad row"}
+
+    def test_ids_after_pages_through_the_row_ids_in_id_order(self, store: ProjectionStore) -> None:
+        for payment_id in ("pay_c", "pay_a", "pay_b"):
+            store.save(payment(payment_id, S.INITIATED))
+        assert store.ids_after() == ["pay_a", "pay_b", "pay_c"]
+        assert store.ids_after("pay_a", limit=1) == ["pay_b"]
+        assert store.ids_after("pay_c") == []

@@ -20,8 +20,11 @@ def chain_hash(previous: str, stream_id: str, version: int, type_: str, data: st
     """Return the SHA-256 (hex) of one stored event, chained to the hash of the one before."""
     # Each field is prefixed by its length, so no choice of ids or payloads can shift a boundary
     # and make two different events hash alike.
-    fields = (previous, stream_id, str(version), type_, data)
-    material = "".join(f"{len(field)}:{field}" for field in fields)
+    number = str(version)
+    material = (
+        f"{len(previous)}:{previous}{len(stream_id)}:{stream_id}{len(number)}:{number}"
+        f"{len(type_)}:{type_}{len(data)}:{data}"
+    )
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -57,10 +60,14 @@ def check_link(recorded: RecordedEvent, data: str, previous: str | None) -> None
         )
 
 
-def check_stream(stream_id: str, rows: Iterable[tuple[RecordedEvent, str]]) -> None:
-    """Check a whole stream, read in version order with each event's stored payload."""
-    previous = GENESIS
-    for expected, (recorded, data) in enumerate(rows, start=1):
+def check_stream(
+    stream_id: str, rows: Iterable[tuple[RecordedEvent, str]], after: RecordedEvent | None = None
+) -> None:
+    """Check a stream read in version order with each event's stored payload: the whole of it,
+    or the part that follows `after`, an event already checked."""
+    previous = GENESIS if after is None else after.hash
+    start = 1 if after is None else after.version + 1
+    for expected, (recorded, data) in enumerate(rows, start=start):
         if recorded.version != expected:
             raise EventIntegrityError(
                 stream_id,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
 from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
-from aegispay.orchestration.ports import Clock, RecordedEvent
+from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 
 
 class InMemoryEventStore:
@@ -21,13 +23,25 @@ class InMemoryEventStore:
         self._rows: list[RecordedEvent | None] = []
         # The UNIQUE (stream_id, version) index: stream -> version -> row; streams by creation.
         self._streams: dict[str, dict[int, RecordedEvent]] = {}
+        # Per stream, the rows read and found sound last time, so a read checks only new rows.
+        self._checked: dict[str, tuple[RecordedEvent, ...]] = {}
         self._lock = threading.Lock()
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
         events = self.read_unverified(stream_id)
+        with self._lock:
+            checked = self._checked.get(stream_id, ())
+        # Rows are immutable: those that are the very objects checked before need no second
+        # check (a tampered row is a new object, so it is checked). Only the rest are.
+        known = len(checked)
+        if known > len(events) or any(a is not b for a, b in zip(checked, events, strict=False)):
+            known = 0
         # The payload is serialised again to check it: what is held is the parsed event.
-        check_stream(stream_id, ((recorded, event_to_json(recorded.event)) for recorded in events))
+        unchecked = ((recorded, event_to_json(recorded.event)) for recorded in events[known:])
+        check_stream(stream_id, unchecked, after=checked[known - 1] if known else None)
+        with self._lock:
+            self._checked[stream_id] = tuple(events)
         return events
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
@@ -36,8 +50,15 @@ class InMemoryEventStore:
             stream = self._streams.get(stream_id, {})
             return [stream[version] for version in sorted(stream)]
 
-    def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
-        """Append all events if the stream is at `expected_version`, else ConcurrencyError."""
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PaymentEvent],
+        expected_version: int,
+        project: Projector | None = None,
+    ) -> int:
+        """Append all events if the stream is at `expected_version`, else ConcurrencyError;
+        then `project` writes the projection row (memory has no transaction to share)."""
         with self._lock:
             stream = self._streams.get(stream_id, {})
             actual = max(stream, default=0)
@@ -61,7 +82,14 @@ class InMemoryEventStore:
                 )
                 stream[version] = recorded
                 self._rows.append(recorded)
-            return expected_version + len(events)
+        # Outside the lock: whatever the write crosses (a crash point's listener, another
+        # actor) may read this store.
+        if project is not None:
+            # A failed write leaves the row behind for repair; the events are kept, and the
+            # writer has counted the failure.
+            with suppress(Exception):
+                project()
+        return expected_version + len(events)
 
     def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
         """Yield every event after a global position, in order, each checked against its
@@ -82,6 +110,13 @@ class InMemoryEventStore:
             return GENESIS
         before = self._streams.get(recorded.stream_id, {}).get(recorded.version - 1)
         return None if before is None else before.hash
+
+    def stream_ids_after(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Return a page of stream ids greater than `after`, in id order."""
+        with self._lock:
+            ids = sorted(self._streams)
+        start = bisect.bisect_right(ids, after)
+        return ids[start : start + limit]
 
     def last_position(self) -> int:
         """Return the global position of the newest event (0 when empty)."""

@@ -12,7 +12,7 @@ from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
 from aegispay.domain.events import PaymentEvent, event_from_json, event_to_json
 from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
 from aegispay.infra.sqlite import ThreadConnections, immediate
-from aegispay.orchestration.ports import Clock, RecordedEvent
+from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS streams (
@@ -48,6 +48,13 @@ STREAMS_SINCE = (
 # A stream's last version and hash, through the UNIQUE (stream_id, version) index.
 HEAD = "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
 
+# INSERT OR IGNORE: a stream whose events were all lost (a damaged file) keeps its place.
+INSERT_STREAM = "INSERT OR IGNORE INTO streams (stream_id) VALUES (?)"
+INSERT_EVENT = (
+    "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
 Row = tuple[int, str, int, str, str, str, str]
 COLUMNS = "position, stream_id, version, type, data, recorded_at, hash"
 SELECT_ROW = f"SELECT {COLUMNS} FROM events"
@@ -69,8 +76,10 @@ class SQLiteEventStore:
 
     def __init__(self, path: str, clock: Clock) -> None:
         self._clock = clock
-        self._connections = ThreadConnections(path)
-        with immediate(self._connections.get()) as conn:
+        # Shared with the SQLiteProjectionStore of the same file, so that a projection row can be
+        # written in the transaction of its events.
+        self.connections = ThreadConnections(path)
+        with immediate(self.connections.get()) as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
             # How many events of an older file were given a chain by this open (0 usually).
@@ -95,16 +104,23 @@ class SQLiteEventStore:
 
     def _rows_of(self, stream_id: str) -> list[Row]:
         return (
-            self._connections.get()
+            self.connections.get()
             .execute(f"{SELECT_ROW} WHERE stream_id = ? ORDER BY version", (stream_id,))
             .fetchall()
         )
 
-    def append(self, stream_id: str, events: Sequence[PaymentEvent], expected_version: int) -> int:
-        """Append all events if the stream is at `expected_version`, else ConcurrencyError."""
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PaymentEvent],
+        expected_version: int,
+        project: Projector | None = None,
+    ) -> int:
+        """Append all events if the stream is at `expected_version`, else ConcurrencyError;
+        `project` writes its projection row in the same transaction, inside a savepoint."""
         payloads = [(event.type, event_to_json(event)) for event in events]
         recorded_at = self._clock.now().isoformat()
-        conn = self._connections.get()
+        conn = self.connections.get()
         try:
             with immediate(conn):
                 # The stream's last hash is read in the transaction that checks its version, so
@@ -112,19 +128,18 @@ class SQLiteEventStore:
                 actual, previous = _head(conn, stream_id)
                 if actual != expected_version:
                     raise ConcurrencyError(stream_id, expected_version, actual)
+                if not payloads:
+                    return actual
                 rows = []
                 for version, (type_, data) in enumerate(payloads, start=expected_version + 1):
                     previous = chain_hash(previous, stream_id, version, type_, data)
                     rows.append((stream_id, version, type_, data, recorded_at, previous))
-                if rows:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO streams (stream_id) VALUES (?)", (stream_id,)
-                    )
-                    conn.executemany(
-                        "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
+                if expected_version == 0:
+                    # Only a new stream takes its place in creation order.
+                    conn.execute(INSERT_STREAM, (stream_id,))
+                conn.executemany(INSERT_EVENT, rows)
+                if project is not None:
+                    _in_savepoint(conn, project)
         except sqlite3.IntegrityError as error:
             # The version check above is the fence for writers that use BEGIN IMMEDIATE; the
             # UNIQUE constraint is the last fence for any writer that did not. Either way the
@@ -142,7 +157,7 @@ class SQLiteEventStore:
         # reader past position p never misses a smaller position that commits later.
         while True:
             rows: list[tuple[int, str, int, str, str, str, str, str | None]] = (
-                self._connections.get()
+                self.connections.get()
                 .execute(SELECT_LINKED, (GENESIS, after_position, READ_ALL_BATCH))
                 .fetchall()
             )
@@ -154,24 +169,44 @@ class SQLiteEventStore:
                 return
             after_position = rows[-1][0]
 
+    def stream_ids_after(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Return a page of stream ids greater than `after`, in id order, by the UNIQUE index."""
+        rows = self.connections.get().execute(
+            "SELECT stream_id FROM streams WHERE stream_id > ? ORDER BY stream_id LIMIT ?",
+            (after, limit),
+        )
+        return [stream_id for (stream_id,) in rows]
+
     def last_position(self) -> int:
         """Return the global position of the newest event (0 when empty)."""
-        row = self._connections.get().execute("SELECT COALESCE(MAX(position), 0) FROM events")
+        row = self.connections.get().execute("SELECT COALESCE(MAX(position), 0) FROM events")
         return int(row.fetchone()[0])
 
     def streams_since(self, after_position: int) -> dict[str, int]:
         """Return each stream written after a position with its newest version; parses nothing."""
-        rows = self._connections.get().execute(STREAMS_SINCE, (after_position,))
+        rows = self.connections.get().execute(STREAMS_SINCE, (after_position,))
         return {stream_id: int(version) for stream_id, version in rows}
 
     def stream_ids(self) -> list[str]:
         """Return stream ids in order of creation."""
-        rows = self._connections.get().execute("SELECT stream_id FROM streams ORDER BY seq")
+        rows = self.connections.get().execute("SELECT stream_id FROM streams ORDER BY seq")
         return [stream_id for (stream_id,) in rows]
 
     def close(self) -> None:
         """Close every thread's connection to the file."""
-        self._connections.close()
+        self.connections.close()
+
+
+def _in_savepoint(conn: sqlite3.Connection, project: Projector) -> None:
+    """Run a projection write inside the open transaction; an Exception undoes its writes only."""
+    conn.execute("SAVEPOINT projection")
+    try:
+        project()
+    except Exception:
+        # The events stay and commit: the row is left for recovery to repair, and the writer
+        # has counted its failure. A BaseException (a crash) rolls the whole append back.
+        conn.execute("ROLLBACK TO projection")
+    conn.execute("RELEASE projection")
 
 
 def _head(conn: sqlite3.Connection, stream_id: str) -> tuple[int, str]:

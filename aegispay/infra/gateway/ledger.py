@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.errors import AegisPayError
 from aegispay.infra.sqlite import ThreadConnections, immediate
+
+# Records fetched per query when the ledger is read in reference order.
+LEDGER_PAGE = 1000
 
 
 class GatewayIdempotencyMismatch(AegisPayError):
@@ -37,6 +41,10 @@ class Ledger(Protocol):
 
     def all(self) -> list[ChargeRecord]:
         """Return every charge in the order it was recorded."""
+        ...
+
+    def in_reference_order(self) -> Iterator[ChargeRecord]:
+        """Yield every record by merchant reference (then as recorded), a page at a time."""
         ...
 
 
@@ -122,6 +130,13 @@ class InMemoryLedger:
         with self._lock:
             return list(self._records)
 
+    def in_reference_order(self) -> Iterator[ChargeRecord]:
+        """Every record by merchant reference, then in insertion order."""
+        with self._lock:
+            records = list(self._records)
+        # sorted() is stable: one reference's records keep their insertion order.
+        yield from sorted(records, key=lambda record: record.merchant_reference)
+
 
 class SQLiteLedger:
     """A ledger in the gateways' own SQLite file: it outlives our process, as a provider does."""
@@ -204,6 +219,26 @@ class SQLiteLedger:
             "SELECT data FROM charges WHERE gateway = ? ORDER BY seq", (self._gateway,)
         )
         return [ChargeRecord.model_validate_json(data) for (data,) in rows]
+
+    def in_reference_order(self) -> Iterator[ChargeRecord]:
+        """Every record by merchant reference, then in insertion order, a page per query."""
+        after: tuple[str, int] = ("", 0)
+        while True:
+            rows = (
+                self._connections.get()
+                .execute(
+                    "SELECT merchant_reference, seq, data FROM charges"
+                    " WHERE gateway = ? AND (merchant_reference, seq) > (?, ?)"
+                    " ORDER BY merchant_reference, seq LIMIT ?",
+                    (self._gateway, *after, LEDGER_PAGE),
+                )
+                .fetchall()
+            )
+            for _, _, data in rows:
+                yield ChargeRecord.model_validate_json(data)
+            if len(rows) < LEDGER_PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1])
 
     def close(self) -> None:
         """Close every connection this ledger opened."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import threading
 from collections.abc import Sequence
@@ -52,6 +53,13 @@ class InMemoryProjectionStore:
         with self._lock:
             found = [pid for s in states for pid in self._by_state[s]]
             return sorted(found, key=self._created.__getitem__)
+
+    def ids_after(self, after: str = "", limit: int = 1000) -> builtins.list[str]:
+        """Return a page of row ids greater than `after`, in id order."""
+        with self._lock:
+            ids = sorted(self._rows)
+        start = bisect.bisect_right(ids, after)
+        return ids[start : start + limit]
 
     def delete(self, payment_id: str) -> None:
         """Remove a row if present."""

@@ -42,8 +42,11 @@ UPSERT = """
 class SQLiteProjectionStore:
     """Payments as JSON rows with their state and version in columns, in creation order."""
 
-    def __init__(self, path: str) -> None:
-        self._connections = ThreadConnections(path)
+    def __init__(self, path: str, connections: ThreadConnections | None = None) -> None:
+        # Pass the SQLiteEventStore's `connections` of the same file: its appends then write
+        # rows in their own transaction. A store on connections of its own would wait for that
+        # transaction's write lock from inside it.
+        self._connections = connections or ThreadConnections(path)
         with immediate(self._connections.get()) as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
@@ -88,6 +91,13 @@ class SQLiteProjectionStore:
         sql, values = _ids_in_states_query(states)
         rows = self._connections.get().execute(f"EXPLAIN QUERY PLAN {sql}", values)
         return [str(detail) for (_, _, _, detail) in rows]
+
+    def ids_after(self, after: str = "", limit: int = 1000) -> builtins.list[str]:
+        """Return a page of row ids greater than `after`, in id order, by the primary key."""
+        rows = self._connections.get().execute(
+            "SELECT id FROM payments WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+        return [payment_id for (payment_id,) in rows]
 
     def delete(self, payment_id: str) -> None:
         """Remove a row if present."""
