@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,68 @@ def test_the_notebook_runs_and_draws_its_diagrams_without_graphviz(
     for cell in diagrams:
         shown = [o for o in cell.outputs if "image/svg+xml" in o.get("data", {})]
         assert len(shown) == 1, cell.source
+
+
+# What a notebook may import: the package's surface, its pictures, and the harness by module.
+PUBLIC_MODULES = {
+    "aegispay",
+    "aegispay.viz",
+    "aegispay.sim.chaos",
+    "aegispay.sim.crashpoints",
+    "aegispay.sim.enumeration",
+    "aegispay.sim.faults",
+    "aegispay.sim.invariants",
+    "aegispay.sim.workload",
+    "aegispay.recovery.scrub",
+}
+
+
+def markdown_of(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+
+
+def test_the_notebooks_are_numbered_from_the_tour_to_correctness() -> None:
+    assert [path.name[:3] for path in NOTEBOOKS] == [f"{n:02}_" for n in range(len(NOTEBOOKS))]
+    assert NOTEBOOKS[0].stem == "00_tour"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_the_notebook_opens_with_production_and_ends_with_lessons_and_hidden_solutions(
+    notebook: Path,
+) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    markdown = [cell.source for cell in nb.cells if cell.cell_type == "markdown"]
+    assert "## What goes wrong in production" in markdown[0]
+    assert markdown[0].lstrip().startswith("# ")
+    ending = markdown[-1]
+    assert "## What we learned" in ending
+    assert "## Try it yourself" in ending.split("## What we learned")[1]
+    assert "<details>" in ending.split("## Try it yourself")[1]
+    assert "</details>" in ending
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_the_notebook_shows_a_live_picture_whose_saved_output_is_a_picture_not_widget_text(
+    notebook: Path,
+) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert widgets, "no aegispay.viz widget displayed"
+    for output in widgets:
+        assert "<svg" in output["data"]["text/html"]
+        assert "VBox(children=" not in output["data"]["text/plain"]
+    pictures = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
+    assert pictures or len(widgets) > 1, "no picture saved after a scripted step"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_the_notebook_imports_only_the_public_api(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    code += "\n" + markdown_of(nb)  # the solutions, too
+    imported = set(re.findall(r"^\s*(?:from|import) (aegispay[\w.]*)", code, re.MULTILINE))
+    assert imported, "the notebook does not use aegispay"
+    assert imported <= PUBLIC_MODULES, imported - PUBLIC_MODULES
