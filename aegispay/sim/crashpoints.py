@@ -68,7 +68,9 @@ class CrashPoints:
         self.trace: list[Crossing] = []
         # Off by default: a long-running engine must not keep every crossing it ever made.
         self.recording = False
+        # Called at every crossing (tracing); `hooks` only at one boundary's side.
         self.listeners: list[Callable[[Crossing], None]] = []
+        self.hooks: dict[tuple[str, Side], list[Callable[[], None]]] = {}
 
     def arm(self, boundary: str, side: Side, nth: int, action: Callable[[], None]) -> None:
         """Run `action` once, at the nth crossing of `boundary` on `side` (counted from now)."""
@@ -109,17 +111,23 @@ class CrashPoints:
         """How many actions are still waiting for their crossing."""
         return sum(len(actions) for actions in self._armed.values())
 
+    def hook(self, boundary: str, side: Side, action: Callable[[], None]) -> None:
+        """Run `action` at every crossing of one boundary's side, after any armed action."""
+        self.hooks.setdefault((boundary, side), []).append(action)
+
     def cross(self, boundary: str, side: Side) -> None:
         """Count a crossing, record it, and fire the action armed for it, if any."""
+        key = (boundary, side)
         with self._mutex:
-            self._counts[(boundary, side)] += 1
-            nth = self._counts[(boundary, side)]
+            nth = self._counts[key] = self._counts[key] + 1
             if self.recording:
                 self.trace.append(Crossing(boundary, side, nth))
-            actions = self._armed.pop((boundary, side, nth), [])
-        # Armed actions first: a listener that fails the call must not swallow an armed crash.
-        for action in actions:
+            actions = self._armed.pop((boundary, side, nth), None) if self._armed else None
+        # Armed actions first: a hook that fails the call must not swallow an armed crash.
+        for action in actions or ():
             action()
+        for hook in self.hooks.get(key, ()):
+            hook()
         for listener in self.listeners:
             listener(Crossing(boundary, side, nth))
 
@@ -144,9 +152,14 @@ class Boundaries:
         attribute = getattr(self._inner, name)
         if name not in self._operations:
             return attribute
-        boundary = f"{self._port}.{name}"
+        boundary, cross = f"{self._port}.{name}", self._points.cross
 
         def crossing(*args: Any, **kwargs: Any) -> Any:
-            return self._points.around(boundary, lambda: attribute(*args, **kwargs))
+            cross(boundary, "before")
+            result = attribute(*args, **kwargs)
+            cross(boundary, "after")
+            return result
 
+        # Built once per operation: later calls find it without coming back here.
+        setattr(self, name, crossing)
         return crossing

@@ -25,7 +25,7 @@ from aegispay.domain.failures import (
 )
 from aegispay.infra.gateway.simulated import SimulatedGateway, transaction_id_for
 from aegispay.orchestration.ports import Clock, Metrics, PaymentGateway
-from aegispay.sim.crashpoints import Crossing, ProcessCrash
+from aegispay.sim.crashpoints import ProcessCrash
 
 # What the simulator injects: every Fault but those the engine raises itself.
 INJECTED: tuple[Fault, ...] = tuple(
@@ -349,10 +349,8 @@ class ProjectionFaults:
         """Replace the rate; the random sequence carries on."""
         self.config = config
 
-    def __call__(self, crossing: Crossing) -> None:
+    def __call__(self) -> None:
         """On the way into a projection write, fail it at the configured rate."""
-        if (crossing.boundary, crossing.side) != ("projection.save", "before"):
-            return
         if self._rng.random() < self.config.projection_rate:
             self._metrics.increment("faults.projection")
             raise ProjectionWriteFailed("projection write failed (injected)")

@@ -40,7 +40,7 @@ class AegisPay(Engine):
         self.projection_faults = ProjectionFaults(
             self.faults_config, self.metrics, self.settings.seed_for("projection")
         )
-        self._crashpoints.listeners.append(self.projection_faults)
+        self._crashpoints.hook("projection.save", "before", self.projection_faults)
 
     @property
     def harnessed(self) -> bool:
