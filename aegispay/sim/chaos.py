@@ -202,7 +202,7 @@ class ChaosRun:
         self.report.digest = event_log_digest(pay.event_store)
 
 
-def run_chaos(
+def run_chaos(  # noqa: PLR0917 - callers pass the first four in order, as the CLI reads them
     payments: int,
     seed: int,
     store: str | None = None,
