@@ -1,13 +1,16 @@
-"""The `aegispay` command: demo, run, audit, recover, verify, crashpoints and chaos."""
+"""The `aegispay` command: demo, run, submit, worker, audit, recover, verify, crashpoints, chaos."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sqlite3
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.urls import parse_storage_urls, parse_store_url
 from aegispay.recovery.scrub import ScrubReport, scrub_event_log
+from aegispay.resilience.breaker import BreakerConfig
+from aegispay.resilience.retry import RetryPolicy
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
@@ -28,7 +33,8 @@ from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import INVARIANTS
 from aegispay.sim.reconciliation import MEANING
-from aegispay.sim.workload import resume_clock, run_workload
+from aegispay.sim.workload import resume_clock, run_workload, seeded_request
+from aegispay.worker import DEFAULT_SYNC, SyncSchedule, Worker, open_queue
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
@@ -104,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a JSON summary")
     run.set_defaults(handler=run_command)
 
+    _add_scale_out_commands(command)
+
     recover = command("recover", "settle payments left in flight on durable state")
     _add_store_options(recover)
     recover.add_argument("--json", action="store_true", help="print JSON")
@@ -146,6 +154,45 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(handler=verify_command)
     return parser
+
+
+def _add_scale_out_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """The commands of several workers sharing PostgreSQL and Redis: submit and worker."""
+    submit = command("submit", "create N seeded payments and queue them for workers")
+    _add_store_options(submit)
+    submit.add_argument("--payments", type=_positive_int, default=100, help="how many payments")
+    submit.add_argument("--seed", type=int, default=0, help="seed of the payments (their keys)")
+    submit.add_argument("--locks", default="memory://", help="lock URL (memory:// or redis://)")
+    submit.add_argument("--json", action="store_true", help="print a JSON summary")
+    submit.set_defaults(handler=submit_command)
+
+    worker = command("worker", "process queued payments; run the janitor on a schedule")
+    _add_store_options(worker)
+    worker.add_argument("--locks", default="memory://", help="lock URL (memory:// or redis://)")
+    worker.add_argument("--name", help="this worker's name in the work log (default: worker-PID)")
+    worker.add_argument(
+        "--sync", default=DEFAULT_SYNC, help="janitor schedule: seconds between runs, 'Sx3' repeats"
+    )
+    worker.add_argument("--batch", type=_positive_int, default=1, help="payments per claim")
+    worker.add_argument(
+        "--fault", action="append", default=[], metavar="KIND=RATE",
+        help=f"inject a gateway fault (repeatable); kinds: {', '.join(FAULT_KINDS)}",
+    )  # fmt: skip
+    worker.add_argument("--seed", type=int, help="seed of the faults (default: the process id)")
+    worker.add_argument(
+        "--lock-ttl", type=float, default=30.0, help="seconds a payment's lease lasts"
+    )
+    worker.add_argument(
+        "--backoff", type=float, default=1.0,
+        help="first retry backoff in seconds (longest 10x, breaker cool-down 60x)",
+    )  # fmt: skip
+    stop_when = worker.add_mutually_exclusive_group()
+    stop_when.add_argument("--once", action="store_true", help="take one batch, then stop")
+    stop_when.add_argument(
+        "--until-empty", action="store_true", help="stop once the queue is empty"
+    )
+    worker.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    worker.set_defaults(handler=worker_command)
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +282,59 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    """Create the seeded payments (once per key) and queue each for a worker."""
+    _check_databases(args.store, args.gateway, existing=False)
+    created = 0
+    with Engine.open(
+        store=args.store, gateway=args.gateway, locks=args.locks, clock=SystemClock()
+    ) as engine:
+        queue = open_queue(engine)
+        before = engine.metrics.get("payments.created")
+        for index in range(args.payments):
+            payment = engine.create_payment(**seeded_request(args.seed, index))
+            queue.enqueue(payment.id)
+        created = engine.metrics.get("payments.created") - before
+        pending = queue.pending()
+    summary = {"payments": args.payments, "created": created, "queued": pending}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.payments} payments submitted: {created} new; {pending} waiting in the queue")
+    return 0
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    """Process queued payments until stopped (SIGTERM), once, or until the queue is empty."""
+    schedule = SyncSchedule.parse(args.sync)
+    faults = FailureConfig.from_pairs(args.fault) if args.fault else None
+    _check_databases(args.store, args.gateway, existing=False)
+    name = args.name or f"worker-{os.getpid()}"
+    stop = threading.Event()
+    # A worker stops between payments: the one in hand is finished, its claim committed.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    backoff = args.backoff
+    with AegisPay.open(
+        store=args.store, gateway=args.gateway, locks=args.locks, clock=SystemClock(),
+        seed=os.getpid() if args.seed is None else args.seed, faults=faults,
+        lock_ttl=args.lock_ttl,
+        retry=RetryPolicy(initial=backoff, max=backoff * 10, jitter=backoff / 2),
+        breaker=BreakerConfig(timeout=backoff * 60),
+    ) as pay:  # fmt: skip
+        say = (lambda line: None) if args.json else _say
+        worker = Worker(pay, open_queue(pay), name, schedule, args.batch, say)
+        summary = worker.run(stop, once=args.once, until_empty=args.until_empty)
+    if args.json:
+        print(json.dumps(summary.__dict__))
+    else:
+        print(f"worker {name} stopped: processed {summary.processed} {summary.states}")
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _print_crossing(crossing: Crossing) -> None:

@@ -68,6 +68,8 @@ class Settings:
     breaker: dict[str, BreakerConfig] = field(default_factory=dict)
     # How many restarts came before: each process draws its own seeded sequences.
     generation: int = 0
+    # Seconds a payment's lease lasts: a holder that died blocks its payments this long.
+    lock_ttl: float = 30.0
 
     def seed_for(self, part: str) -> str:
         """The seed of one random part of this process (faults, jitter, ids)."""
@@ -259,7 +261,9 @@ class Engine:
             logger=self.logger,
             metrics=self.metrics,
         )
-        self._service = PaymentService(self.ports, self.wrap_port("locks", self.locks))
+        self._service = PaymentService(
+            self.ports, self.wrap_port("locks", self.locks), self.settings.lock_ttl
+        )
 
     def wrap_port(self, port: str, adapter: A) -> A:
         """The adapter a port is given: as it is here; a harness may wrap it."""
@@ -331,6 +335,7 @@ class Engine:
         breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
         clock: Clock | None = None,
         recover_on_start: bool = False,
+        lock_ttl: float = 30.0,
         **ports: Any,
     ) -> Self:
         """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://').
@@ -338,7 +343,10 @@ class Engine:
         Ids are random here, unique across processes and restarts. Any port may be given
         instead of its default (`locks=`, `gateways=` ...); `locks` may also be a URL
         ('memory://' or 'redis://host:6379/0'), and the stores 'postgresql://...' URLs.
+        `lock_ttl` is how long a payment's lease lasts, in seconds of `clock`.
         """
+        if isinstance(lock_ttl, bool) or not isinstance(lock_ttl, int | float) or lock_ttl <= 0:
+            raise InvalidRequest("lock_ttl", "must be a number of seconds above zero", lock_ttl)
         clock = clock or SystemClock()
         ports.setdefault("ids", RandomIdGenerator())
         opened_locks = isinstance(ports.get("locks"), str)
@@ -347,7 +355,7 @@ class Engine:
         engine = cls(
             storage=Storage.open(store, gateway, clock),
             clock=clock,
-            settings=_settings(seed, retry, breaker),
+            settings=replace(_settings(seed, retry, breaker), lock_ttl=lock_ttl),
             **ports,
         )
         close_locks = getattr(engine.locks, "close", None)
