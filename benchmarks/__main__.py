@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from benchmarks import recovery_scaling
+from benchmarks import recovery_scaling, worker_scaling
 
-BENCHMARKS = (recovery_scaling.run,)
+BENCHMARKS = (recovery_scaling.run, worker_scaling.run)
 
 
 def main() -> None:
