@@ -22,7 +22,7 @@ from aegispay.domain.errors import (
 from aegispay.domain.failures import ERROR_CLASSES, ErrorClass, Fault, GatewayError
 from aegispay.domain.money import Money
 from aegispay.domain.payment import Payment, evolve, replay
-from aegispay.domain.states import TRANSITIONS, PaymentState
+from aegispay.domain.states import IN_FLIGHT, TRANSITIONS, PaymentState
 from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.io import IO
@@ -36,6 +36,7 @@ from aegispay.sim.harness import AegisPay
 
 __all__ = [
     "ERROR_CLASSES",
+    "IN_FLIGHT",
     "IO",
     "TRANSITIONS",
     "AegisPay",

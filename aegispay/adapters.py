@@ -9,12 +9,14 @@ from aegispay.infra.ids import RandomIdGenerator, SeededIdGenerator
 from aegispay.infra.locks.memory import InMemoryLockManager
 from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
+from aegispay.infra.queue.memory import InMemoryPaymentQueue
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
 
 __all__ = [
     "InMemoryEventStore",
     "InMemoryLedger",
     "InMemoryLockManager",
+    "InMemoryPaymentQueue",
     "InMemoryProjectionStore",
     "MemoryLogger",
     "MemoryMetrics",

@@ -1,11 +1,14 @@
-"""The `aegispay` command: demo, run, audit, recover, verify, crashpoints and chaos."""
+"""The `aegispay` command: demo, run, submit, worker, audit, recover, verify, crashpoints, chaos."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +24,8 @@ from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.urls import check_database, check_databases, parse_store_url
 from aegispay.recovery.scrub import ScrubReport, scrub_event_log
+from aegispay.resilience.breaker import BreakerConfig
+from aegispay.resilience.retry import RetryPolicy
 from aegispay.sim.chaos import run_chaos
 from aegispay.sim.crashpoints import Crossing, ProcessCrash
 from aegispay.sim.enumeration import enumerate_crashes
@@ -28,7 +33,8 @@ from aegispay.sim.faults import FAULT_KINDS, FailureConfig
 from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import INVARIANTS
 from aegispay.sim.reconciliation import MEANING
-from aegispay.sim.workload import resume_clock, run_workload
+from aegispay.sim.workload import resume_clock, run_workload, seeded_request
+from aegispay.worker import DEFAULT_SYNC, SyncSchedule, Worker, open_queue
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
@@ -94,6 +100,10 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
         },
     )
     as_json: Option = (("--json",), {"action": "store_true", "help": "print JSON"})
+    locks: Option = (
+        ("--locks",),
+        {"default": "memory://", "help": "lock URL (memory:// or redis://)"},
+    )
 
     def seed(default: int, meaning: str) -> Option:
         return (("--seed",), {"type": int, "default": default, "help": meaning})
@@ -135,6 +145,27 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--gateway",), {"help": "gateway ledger URL, given with --store; "
                                       "with neither, all is in memory"}),
             flag("--json", "print JSON (and no progress bar)"),
+        ]),
+        "submit": ("create N seeded payments and queue them for workers", submit_command, [
+            store, gateway, count(100, "how many payments"),
+            seed(0, "seed of the payments (their keys)"), locks,
+            flag("--json", "print a JSON summary"),
+        ]),
+        "worker": ("process queued payments; run the janitor on a schedule", worker_command, [
+            store, gateway, locks,
+            (("--name",), {"help": "this worker's name in the work log (default: worker-PID)"}),
+            (("--sync",), {"default": DEFAULT_SYNC,
+                           "help": "janitor schedule: seconds between runs, 'Sx3' repeats"}),
+            (("--batch",), {"type": _positive_int, "default": 1, "help": "payments per claim"}),
+            fault,
+            (("--seed",), {"type": int, "help": "seed of the faults (default: the process id)"}),
+            (("--lock-ttl",), {"type": float, "default": 30.0,
+                               "help": "seconds a payment's lease lasts"}),
+            (("--backoff",), {"type": float, "default": 1.0, "help": "first retry backoff in "
+                              "seconds (longest 10x, breaker cool-down 60x)"}),
+            flag("--once", "take one batch, then stop"),
+            flag("--until-empty", "stop once the queue is empty"),
+            flag("--json", "print a JSON summary at the end"),
         ]),
         "audit": ("check the invariants on durable state and reconcile with the gateway's ledger",
                   audit_command, [store, gateway, as_json]),
@@ -221,6 +252,61 @@ def run_command(args: argparse.Namespace) -> int:
             f"final states {summary['states']}; {result.unresolved} unresolved"
         )
     return 0 if result.unresolved == 0 else 1
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    """Create the seeded payments (once per key) and queue each for a worker."""
+    check_databases(args.store, args.gateway, existing=False)
+    created = 0
+    with Engine.open(
+        store=args.store, gateway=args.gateway, locks=args.locks, clock=SystemClock()
+    ) as engine:
+        queue = open_queue(engine)
+        before = engine.metrics.get("payments.created")
+        for index in range(args.payments):
+            payment = engine.create_payment(**seeded_request(args.seed, index))
+            queue.enqueue(payment.id)
+        created = engine.metrics.get("payments.created") - before
+        pending = queue.pending()
+    summary = {"payments": args.payments, "created": created, "queued": pending}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.payments} payments submitted: {created} new; {pending} waiting in the queue")
+    return 0
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    """Process queued payments until stopped (SIGTERM), once, or until the queue is empty."""
+    if args.once and args.until_empty:
+        raise InvalidRequest("worker", "give --once or --until-empty, not both")
+    schedule = SyncSchedule.parse(args.sync)
+    faults = FailureConfig.from_pairs(args.fault) if args.fault else None
+    check_databases(args.store, args.gateway, existing=False)
+    name = args.name or f"worker-{os.getpid()}"
+    stop = threading.Event()
+    # A worker stops between payments: the one in hand is finished, its claim committed.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    backoff = args.backoff
+    with AegisPay.open(
+        store=args.store, gateway=args.gateway, locks=args.locks, clock=SystemClock(),
+        seed=os.getpid() if args.seed is None else args.seed, faults=faults,
+        lock_ttl=args.lock_ttl,
+        retry=RetryPolicy(initial=backoff, max=backoff * 10, jitter=backoff / 2),
+        breaker=BreakerConfig(timeout=backoff * 60),
+    ) as pay:  # fmt: skip
+        say = (lambda line: None) if args.json else _say
+        worker = Worker(pay, open_queue(pay), name, schedule, args.batch, say)
+        summary = worker.run(stop, once=args.once, until_empty=args.until_empty)
+    if args.json:
+        print(json.dumps(summary.__dict__))
+    else:
+        print(f"worker {name} stopped: processed {summary.processed} {summary.states}")
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _print_crossing(crossing: Crossing) -> None:

@@ -31,7 +31,7 @@ from aegispay.infra.projections.memory import InMemoryProjectionStore
 from aegispay.infra.projections.sqlite import SQLiteProjectionStore
 from aegispay.infra.sqlite import opening
 from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
-from aegispay.infra.urls import parse_storage_urls, parse_store_url
+from aegispay.infra.urls import StoreURL, parse_locks_url, parse_storage_urls, parse_store_url
 from aegispay.io import IO
 from aegispay.orchestration import workflows
 from aegispay.orchestration.ports import (
@@ -68,6 +68,8 @@ class Settings:
     breaker: dict[str, BreakerConfig] = field(default_factory=dict)
     # How many restarts came before: each process draws its own seeded sequences.
     generation: int = 0
+    # Seconds a payment's lease lasts: a holder that died blocks its payments this long.
+    lock_ttl: float = 30.0
 
     def seed_for(self, part: str) -> str:
         """The seed of one random part of this process (faults, jitter, ids)."""
@@ -129,6 +131,13 @@ class Storage:
                 ledgers = {name: SQLiteLedger(gateway_url.path, name) for name in GATEWAY_NAMES}
             closers += [ledger.close for ledger in ledgers.values()]
             storage.ledgers = dict(ledgers)
+        if store_url.scheme == "postgresql":
+            storage.events, projections, close = _open_postgres_store(store_url, clock)
+            storage.projections = storage.recovery_log = projections
+            closers.append(close)
+        if gateway_url.scheme == "postgresql":
+            storage.ledgers, close = _open_postgres_ledgers(gateway_url)
+            closers.append(close)
         storage.closers = tuple(closers)
         if closers:
             storage.reopen = lambda: _reopened(storage, store, gateway, clock)
@@ -138,6 +147,40 @@ class Storage:
         """Close every connection to durable storage."""
         for close in self.closers:
             close()
+
+
+# psycopg is imported only when a postgresql:// URL is opened: the embedded path never loads it.
+def _open_postgres_store(url: StoreURL, clock: Clock) -> tuple[EventStore, Any, Callable[[], None]]:
+    """Open the event store and projection (also the recovery log) on one pool."""
+    from aegispay.infra.events.postgres import PostgresEventStore  # noqa: PLC0415
+    from aegispay.infra.postgres import PostgresDatabase  # noqa: PLC0415
+    from aegispay.infra.projections.postgres import PostgresProjectionStore  # noqa: PLC0415
+
+    database = PostgresDatabase(url.path, url.schema, field="store")
+    return (
+        PostgresEventStore(database, clock),
+        PostgresProjectionStore(database),
+        database.close,
+    )
+
+
+def _open_postgres_ledgers(url: StoreURL) -> tuple[dict[str, Ledger], Callable[[], None]]:
+    """Open every gateway's ledger on one pool: the provider every process shares."""
+    from aegispay.infra.gateway.postgres import PostgresLedger  # noqa: PLC0415
+    from aegispay.infra.postgres import PostgresDatabase  # noqa: PLC0415
+
+    database = PostgresDatabase(url.path, url.schema, field="gateway")
+    return {name: PostgresLedger(database, name) for name in GATEWAY_NAMES}, database.close
+
+
+def open_locks(url: str, clock: Clock) -> LockManager:
+    """The lock manager a URL names: 'memory://' (this process only) or 'redis://host:port/db'."""
+    parsed = parse_locks_url(url)
+    if parsed.scheme == "memory":
+        return InMemoryLockManager(clock)
+    from aegispay.infra.locks.redis import RedisLockManager  # noqa: PLC0415
+
+    return RedisLockManager.from_url(parsed.url, clock, prefix=parsed.prefix)
 
 
 def _reopened(old: Storage, store: str, gateway: str, clock: Clock) -> Storage:
@@ -219,7 +262,9 @@ class Engine:
             logger=self.logger,
             metrics=self.metrics,
         )
-        self._service = PaymentService(self.ports, self.wrap_port("locks", self.locks))
+        self._service = PaymentService(
+            self.ports, self.wrap_port("locks", self.locks), self.settings.lock_ttl
+        )
 
     def wrap_port(self, port: str, adapter: A) -> A:
         """The adapter a port is given: as it is here; a harness may wrap it."""
@@ -291,21 +336,32 @@ class Engine:
         breaker: BreakerConfig | Mapping[str, BreakerConfig] | None = None,
         clock: Clock | None = None,
         recover_on_start: bool = False,
+        lock_ttl: float = 30.0,
         **ports: Any,
     ) -> Self:
         """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://').
 
         Ids are random here, unique across processes and restarts. Any port may be given
-        instead of its default (`locks=`, `gateways=` ...).
+        instead of its default (`locks=`, `gateways=` ...); `locks` may also be a URL
+        ('memory://' or 'redis://host:6379/0'), and the stores 'postgresql://...' URLs.
+        `lock_ttl` is how long a payment's lease lasts, in seconds of `clock`.
         """
+        if isinstance(lock_ttl, bool) or not isinstance(lock_ttl, int | float) or lock_ttl <= 0:
+            raise InvalidRequest("lock_ttl", "must be a number of seconds above zero", lock_ttl)
         clock = clock or SystemClock()
         ports.setdefault("ids", RandomIdGenerator())
+        opened_locks = isinstance(ports.get("locks"), str)
+        if opened_locks:
+            ports["locks"] = open_locks(ports["locks"], clock)
         engine = cls(
             storage=Storage.open(store, gateway, clock),
             clock=clock,
-            settings=_settings(seed, retry, breaker),
+            settings=replace(_settings(seed, retry, breaker), lock_ttl=lock_ttl),
             **ports,
         )
+        close_locks = getattr(engine.locks, "close", None)
+        if opened_locks and close_locks is not None:
+            engine.storage.closers += (close_locks,)
         if recover_on_start:
             engine.recover()
         return engine

@@ -21,15 +21,21 @@ MAX_STALE_WRITES = 10
 class PaymentService:
     """Create and process payments: lock, run the pure workflow, release."""
 
-    def __init__(self, ports: Ports, locks: LockManager) -> None:
+    def __init__(self, ports: Ports, locks: LockManager, lock_ttl: float = LOCK_TTL) -> None:
         self.ports = ports
         self.locks = locks
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_ttl + LOCK_WAIT - LOCK_TTL
 
     def create(self, command: CreatePayment) -> workflows.Created:
         """Create the key's payment once; a repeat returns it, a conflict raises."""
         # The lock spares duplicate requests a wasted race; the store's version check is the fence.
         with with_lock(
-            self.locks, f"idempotency:{command.idempotency_key}", self._owner(), LOCK_TTL, LOCK_WAIT
+            self.locks,
+            f"idempotency:{command.idempotency_key}",
+            self._owner(),
+            self.lock_ttl,
+            self.lock_wait,
         ):
             outcome = workflows.create_payment(self.ports, command).unsafe_run()
         self.ports.metrics.increment("payments.created" if outcome.created else "payments.replayed")
@@ -41,7 +47,9 @@ class PaymentService:
 
     def process(self, payment_id: str) -> Payment:
         """Drive a payment to a terminal state under its lock."""
-        with with_lock(self.locks, f"payment:{payment_id}", self._owner(), LOCK_TTL, LOCK_WAIT):
+        with with_lock(
+            self.locks, f"payment:{payment_id}", self._owner(), self.lock_ttl, self.lock_wait
+        ):
             for _ in range(MAX_STALE_WRITES):
                 try:
                     payment = workflows.process_payment(self.ports, payment_id).unsafe_run()

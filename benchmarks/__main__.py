@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from benchmarks import audit_memory, durable_path, recovery_scaling
+from benchmarks import audit_memory, durable_path, recovery_scaling, worker_scaling
 
-BENCHMARKS = (durable_path.run, audit_memory.run, recovery_scaling.run)
+BENCHMARKS = (durable_path.run, audit_memory.run, recovery_scaling.run, worker_scaling.run)
 
 
 def main() -> None:

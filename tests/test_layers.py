@@ -1,8 +1,8 @@
 """The floors of the package hold: a module imports only from its own floor or the ones below.
 
 domain/ and io.py at the bottom; orchestration/; adapters (infra/), resilience/ and recovery/;
-the engine (engine, service, ports, adapters); sim/, the harness; the faces: cli, viz, and the
-package's front door (`aegispay/__init__.py`, which re-exports the harnessed AegisPay).
+the engine (engine, service, ports, adapters, worker); sim/, the harness; the faces: cli, viz,
+and the package's front door (`aegispay/__init__.py`, which re-exports the harnessed AegisPay).
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("aegispay.domain", "aegispay.io"),
     ("aegispay.orchestration",),
     ("aegispay.infra", "aegispay.resilience", "aegispay.recovery"),
-    ("aegispay.engine", "aegispay.service", "aegispay.ports", "aegispay.adapters"),
+    (
+        "aegispay.engine",
+        "aegispay.service",
+        "aegispay.ports",
+        "aegispay.adapters",
+        "aegispay.worker",
+    ),
     ("aegispay.sim",),
     ("aegispay.cli", "aegispay.viz", "aegispay"),
 )

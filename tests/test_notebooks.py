@@ -53,7 +53,10 @@ def test_the_notebook_runs_and_draws_its_diagrams_without_graphviz(
 # What a notebook may import: the package's surface, its pictures, and the harness by module.
 PUBLIC_MODULES = {
     "aegispay",
+    "aegispay.adapters",
+    "aegispay.sim",
     "aegispay.viz",
+    "aegispay.worker",
     "aegispay.sim.chaos",
     "aegispay.sim.crashpoints",
     "aegispay.sim.enumeration",

@@ -1,20 +1,32 @@
-"""Store URLs (`memory://`, `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`), the
-checks that this process may create, read and write the files they name, and that a file is
-the AegisPay database it is meant to be: the one place URLs are parsed."""
+"""Store URLs (`memory://`, `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`,
+`postgresql://user@host:5432/db?schema=name`), lock URLs (`memory://`,
+`redis://host:6379/0?prefix=name`), the checks that this process may create, read and write the
+files they name, and that a file is the AegisPay database it is meant to be. Every URL is parsed
+here, once."""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aegispay.domain.errors import InvalidRequest
 
-SCHEMES = ("memory", "sqlite")
+SCHEMES = ("memory", "sqlite", "postgresql")
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+REDIS_PREFIXES = ("redis://", "rediss://")
+# A schema or key prefix goes into SQL and key names: plain lowercase identifiers only.
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+STORE_FORMS = (
+    "must be 'memory://', 'sqlite:///path.db' (four slashes for an absolute path) or "
+    "'postgresql://user@host:5432/db?schema=name'"
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +34,18 @@ class StoreURL:
     """A parsed store URL: its scheme and, for files, the path."""
 
     scheme: str
+    # A file's path for sqlite; for postgresql, the connection URL without the schema option.
     path: str = ""
+    schema: str = ""
+
+
+@dataclass(frozen=True)
+class LocksURL:
+    """A parsed lock manager URL: in-process, or a Redis server with a key prefix."""
+
+    scheme: str
+    url: str = ""
+    prefix: str = "aegispay"
 
 
 def parse_store_url(field: str, url: object) -> StoreURL:
@@ -31,12 +54,11 @@ def parse_store_url(field: str, url: object) -> StoreURL:
         raise InvalidRequest(field, "must be a URL string such as 'sqlite:///aegispay.db'", url)
     if url == "memory://":
         return StoreURL("memory")
+    if url.startswith(POSTGRES_PREFIXES):
+        conninfo, schema = _without_option(field, url, "schema", "public")
+        return StoreURL("postgresql", conninfo, schema)
     if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
-        raise InvalidRequest(
-            field,
-            "must be 'memory://' or 'sqlite:///path.db' (four slashes for an absolute path)",
-            url,
-        )
+        raise InvalidRequest(field, STORE_FORMS, url)
     path = url[len(SQLITE_PREFIX) :]
     # SQLite's own ":memory:" would vanish on close, yet the URL reads as a durable file.
     if path == ":memory:":
@@ -45,6 +67,33 @@ def parse_store_url(field: str, url: object) -> StoreURL:
     if "?" in url or "#" in url:
         raise InvalidRequest(field, "must not have a query string or fragment ('?' or '#')", url)
     return StoreURL("sqlite", path)
+
+
+def parse_locks_url(url: object) -> LocksURL:
+    """Parse a lock manager URL ('memory://' or 'redis://host:6379/0?prefix=name')."""
+    if url == "memory://":
+        return LocksURL("memory")
+    if not isinstance(url, str) or not url.startswith(REDIS_PREFIXES):
+        raise InvalidRequest(
+            "locks", "must be 'memory://' or 'redis://host:6379/0' (optionally ?prefix=name)", url
+        )
+    server, prefix = _without_option("locks", url, "prefix", "aegispay")
+    return LocksURL("redis", server, prefix)
+
+
+def _without_option(field: str, url: str, option: str, default: str) -> tuple[str, str]:
+    """Split one query option off a server URL: (the URL without it, its checked value)."""
+    parts = urlsplit(url)
+    if not parts.hostname and not parts.path.strip("/") and parts.scheme.startswith("postgres"):
+        raise InvalidRequest(field, "must name a host or a database", url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    values = [value for name, value in query if name == option]
+    value = values[-1] if values else default
+    if not NAME.fullmatch(value):
+        rule = f"{option} must be a lowercase name of letters, digits and '_' (got {value!r})"
+        raise InvalidRequest(field, rule, url)
+    rest = urlencode([(name, v) for name, v in query if name != option])
+    return urlunsplit(parts._replace(query=rest, fragment="")), value
 
 
 def parse_storage_urls(store: object, gateway: object) -> tuple[StoreURL, StoreURL]:

@@ -1,0 +1,217 @@
+"""A PostgreSQL event store: streams shared by every process on every machine.
+
+Global positions come from a sequence, and a sequence hands numbers out in the order
+transactions ask, not in the order they commit: a reader past position 7 could miss a 6 that
+commits later. So each append takes `LOCK TABLE events IN EXCLUSIVE MODE` (as eventsourcing's
+PostgreSQL recorder does): writers queue, each commits before the next draws a position, and
+readers (who take no conflicting lock) never wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import psycopg
+
+from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
+from aegispay.domain.events import PaymentEvent, event_to_json
+from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
+
+# One decoding of a stored row for both SQL stores: the columns and their checks are the same.
+from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row
+from aegispay.infra.events.sqlite import _decode as decode
+from aegispay.infra.postgres import Connection, PostgresDatabase
+from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS streams (
+        seq BIGSERIAL PRIMARY KEY,
+        stream_id TEXT NOT NULL UNIQUE
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        position BIGSERIAL PRIMARY KEY,
+        stream_id TEXT NOT NULL REFERENCES streams (stream_id),
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        UNIQUE (stream_id, version)
+    )""",
+)
+
+HEAD = "SELECT version, hash FROM events WHERE stream_id = %s ORDER BY version DESC LIMIT 1"
+COLUMNS = "position, stream_id, version, type, data, recorded_at, hash"
+# Each row with its predecessor's stored hash (NULL when that version is missing), through the
+# UNIQUE (stream_id, version) index: a scan checks every link in constant memory.
+SELECT_LINKED = """
+    SELECT e.position, e.stream_id, e.version, e.type, e.data, e.recorded_at, e.hash,
+           CASE WHEN e.version = 1 THEN %s ELSE before.hash END
+    FROM events AS e
+    LEFT JOIN events AS before
+      ON before.stream_id = e.stream_id AND before.version = e.version - 1
+    WHERE e.position > %s ORDER BY e.position LIMIT %s
+"""
+INSERT = (
+    "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+class PostgresEventStore:
+    """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash, positions
+    committed in order under a table lock; streams in creation order."""
+
+    def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
+        self.database = database
+        self._clock = clock
+        database.create(SCHEMA)
+
+    def read(self, stream_id: str) -> list[RecordedEvent]:
+        """Return a stream's events in version order; raise EventIntegrityError on any damage."""
+        rows = self._rows_of(stream_id)
+        events = [decode(row) for row in rows]
+        check_stream(stream_id, zip(events, (row[4] for row in rows), strict=True))
+        return events
+
+    def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
+        """Return the rows of a stream that parse, in version order, without the chain checks."""
+        events = []
+        for row in self._rows_of(stream_id):
+            try:
+                events.append(decode(row))
+            except EventIntegrityError:
+                continue  # unreadable: nothing in it can be audited
+        return events
+
+    def _rows_of(self, stream_id: str) -> list[Row]:
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM events WHERE stream_id = %s ORDER BY version", (stream_id,)
+            ).fetchall()
+        return [_row(row) for row in rows]
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PaymentEvent],
+        expected_version: int,
+        project: Projector | None = None,
+    ) -> int:
+        """Append all events if the stream is at `expected_version`, else ConcurrencyError.
+
+        `project` writes the projection row after the events commit, in its own transaction:
+        a failure there keeps the events and leaves the row to recovery's repair.
+        """
+        payloads = [(event.type, event_to_json(event)) for event in events]
+        recorded_at = self._clock.now().isoformat()
+        try:
+            with self.database.transaction() as conn:
+                self.write(conn, stream_id, payloads, expected_version, recorded_at)
+        except psycopg.errors.UniqueViolation as error:
+            # Unreachable for writers that take the table lock; the last fence for any that do not.
+            with self.database.connection() as conn:
+                actual, _ = _head(conn, stream_id)
+            raise ConcurrencyError(stream_id, expected_version, actual) from error
+        if project is not None:
+            with contextlib.suppress(Exception):  # the projector counted and logged it
+                project()
+        return expected_version + len(payloads)
+
+    def write(
+        self,
+        conn: Connection,
+        stream_id: str,
+        payloads: Sequence[tuple[str, str]],
+        expected_version: int,
+        recorded_at: str,
+    ) -> None:
+        """Check the version and insert the rows inside the caller's transaction on `conn`, so
+        other writes (a projection row, a queue entry) may commit with the events."""
+        if payloads:
+            # Held to commit: the next writer draws its positions after ours are visible.
+            conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        actual, previous = _head(conn, stream_id)
+        if actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        if not payloads:
+            return
+        rows = []
+        for version, (type_, data) in enumerate(payloads, start=expected_version + 1):
+            previous = chain_hash(previous, stream_id, version, type_, data)
+            rows.append((stream_id, version, type_, data, recorded_at, previous))
+        conn.execute(
+            "INSERT INTO streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING", (stream_id,)
+        )
+        with conn.cursor() as cursor:
+            cursor.executemany(INSERT, rows)
+
+    def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
+        """Yield every event after a global position, in order, a batch per query; each is
+        checked against its predecessor in its stream."""
+        while True:
+            with self.database.connection() as conn:
+                rows = conn.execute(
+                    SELECT_LINKED, (GENESIS, after_position, READ_ALL_BATCH)
+                ).fetchall()
+            for linked in rows:
+                recorded = decode(_row(linked))
+                check_link(recorded, str(linked[4]), None if linked[7] is None else str(linked[7]))
+                yield recorded
+            if len(rows) < READ_ALL_BATCH:
+                return
+            after_position = int(rows[-1][0])
+
+    def last_position(self) -> int:
+        """Return the global position of the newest event (0 when empty)."""
+        with self.database.connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def streams_since(self, after_position: int) -> dict[str, int]:
+        """Return each stream written after a position with its newest version; parses nothing."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT stream_id, MAX(version) FROM events WHERE position > %s GROUP BY stream_id",
+                (after_position,),
+            ).fetchall()
+        return {str(stream_id): int(version) for stream_id, version in rows}
+
+    def stream_ids_after(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Return a page of stream ids greater than `after`, in id order."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT stream_id FROM streams WHERE stream_id > %s ORDER BY stream_id LIMIT %s",
+                (after, limit),
+            ).fetchall()
+        return [str(stream_id) for (stream_id,) in rows]
+
+    def stream_ids(self) -> list[str]:
+        """Return stream ids in order of creation."""
+        with self.database.connection() as conn:
+            rows = conn.execute("SELECT stream_id FROM streams ORDER BY seq").fetchall()
+        return [str(stream_id) for (stream_id,) in rows]
+
+    def close(self) -> None:
+        """Close the pool (the database is this store's alone when opened by URL)."""
+        self.database.close()
+
+
+def _head(conn: Connection, stream_id: str) -> tuple[int, str]:
+    """Return a stream's last version and hash ((0, GENESIS) for a new stream), by the index."""
+    row = conn.execute(HEAD, (stream_id,)).fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _row(row: tuple[object, ...]) -> Row:
+    position, stream_id, version, type_, data, recorded_at, hash_ = row[:7]
+    return (
+        int(str(position)),
+        str(stream_id),
+        int(str(version)),
+        str(type_),
+        str(data),
+        str(recorded_at),
+        str(hash_),
+    )

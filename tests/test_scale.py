@@ -1,0 +1,229 @@
+"""Workers on many processes: a shared queue, a janitor on a schedule, SIGKILLs, one truth.
+
+The in-memory tests show a worker and its janitor in one process; the slow ones start real
+`aegispay worker` processes on PostgreSQL and Redis, kill them at random while others go on,
+restart them, and audit every invariant.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aegispay import AegisPay, InvalidRequest, PaymentState
+from aegispay.engine import Storage
+from aegispay.infra.queue.memory import InMemoryPaymentQueue
+from aegispay.worker import SyncSchedule, Worker, open_queue, work_counts
+
+REQUEST = {
+    "amount": "12.50",
+    "currency": "EUR",
+    "customer_id": "cus_1",
+    "payment_method": "tok_visa",
+}
+
+
+def submit(pay: AegisPay, queue: InMemoryPaymentQueue, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        payment = pay.create_payment(idempotency_key=f"order-{n}", **REQUEST)
+        queue.enqueue(payment.id)
+        ids.append(payment.id)
+    return ids
+
+
+def test_the_sync_schedule_reads_like_hyperswitchs() -> None:
+    schedule = SyncSchedule.parse("60,300x5")
+    assert schedule.intervals == (60, 300, 300, 300, 300, 300)
+    assert schedule.span == 1560
+    assert schedule.after(0) == 60
+    assert schedule.after(99) == 300
+
+
+@pytest.mark.parametrize("text", ["", "0", "60,x5", "60,300x0", "-1", "a,b"])
+def test_a_bad_sync_schedule_is_refused(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="sync"):
+        SyncSchedule.parse(text)
+
+
+def test_a_worker_processes_every_queued_payment_and_logs_them_as_its_own() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    ids = submit(pay, queue, 3)
+    summary = Worker(pay, queue, "w1").run(until_empty=True)
+    assert summary.processed == 3
+    assert {pay.get_payment(pid).state for pid in ids} == {PaymentState.SUCCESS}
+    assert queue.pending() == 0
+    assert list(work_counts(queue.work_log())) == [("w1", "processed", 3)]
+
+
+def test_two_workers_never_claim_the_same_payment_at_once() -> None:
+    queue = InMemoryPaymentQueue()
+    for n in range(3):
+        queue.enqueue(f"pay_{n}")
+    with queue.claim(2) as first, queue.claim(2) as second:
+        assert (first, second) == (["pay_0", "pay_1"], ["pay_2"])
+    assert queue.pending() == 0
+
+
+def test_a_claim_that_raises_puts_its_payments_back() -> None:
+    queue = InMemoryPaymentQueue()
+    queue.enqueue("pay_1")
+    with pytest.raises(RuntimeError), queue.claim(1):
+        raise RuntimeError("the worker died")
+    with queue.claim(1) as again:
+        assert again == ["pay_1"]
+
+
+def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_flight() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    [payment_id] = submit(pay, queue, 1)
+    dead = pay.sibling()
+    dead.crash_at("gateway.charge", "after")
+    with pytest.raises(BaseException, match="crash"), queue.claim(1):
+        dead.process_payment(payment_id)
+    assert pay.get_payment(payment_id).state is PaymentState.PROCESSING
+    survivor = Worker(pay, queue, "survivor")
+    survivor.run(until_empty=True)
+    assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
+    assert ("survivor", "settled", 1) in list(work_counts(queue.work_log()))
+    assert pay.check_invariants().violations == 0
+
+
+def test_an_unresolved_payment_older_than_the_schedule_is_an_alert_line() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    [payment_id] = submit(pay, queue, 1)
+    pay.set_faults(gateway=None)
+    stuck = pay.sibling()
+    stuck.crash_at("gateway.charge", "before")
+    with pytest.raises(BaseException, match="crash"):
+        stuck.process_payment(payment_id)
+    for name in pay.gateways:
+        pay.set_faults(pay.faults_config.model_copy(update={"network_rate": 1.0}), name)
+    pay.clock.advance(2000)  # type: ignore[attr-defined]
+    lines: list[str] = []
+    Worker(pay, queue, "w1", SyncSchedule.parse("60,300x5"), say=lines.append).janitor_run()
+    assert any(line.startswith(f"ALERT payment {payment_id} unresolved") for line in lines)
+    assert any("'past schedule': 1" in line for line in lines)
+
+
+def test_a_store_without_a_server_queues_in_this_process() -> None:
+    pay = AegisPay.in_memory()
+    assert isinstance(open_queue(pay), InMemoryPaymentQueue)
+    assert isinstance(Storage.in_memory(pay.clock).events, type(pay.event_store))
+
+
+# --- real processes on PostgreSQL and Redis ---------------------------------------------------
+
+WORKERS = 3
+KILLS = 6
+PAYMENTS = 120
+FAULTS = ("--fault", "network=0.1", "--fault", "partial=0.1")
+# Fast retries and a one-second lease: a killed worker's payment is free again within a second.
+PACE = ("--backoff", "0.005", "--lock-ttl", "1", "--sync", "0.5,1x5")
+DEADLINE = 90.0  # a bound for a stuck run; a healthy one drains in about 15 s
+
+
+def aegispay(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aegispay.cli", *args]
+
+
+def urls(postgres_url: str, redis_url: str) -> tuple[str, ...]:
+    return ("--store", postgres_url, "--gateway", postgres_url, "--locks", redis_url)
+
+
+def start_worker(servers: tuple[str, ...], name: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        aegispay("worker", *servers, "--name", name, *FAULTS, *PACE, *extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_workers_killed_at_random_while_others_go_on_leave_no_violation(
+    postgres_url: str, redis_url: str
+) -> None:
+    """Three workers with network and lost-response faults; six SIGKILLs at random moments,
+    each victim restarted; the queue drains; a last worker settles the rest: 0 violations."""
+    servers = urls(postgres_url, redis_url)
+    subprocess.run(
+        aegispay("submit", *servers, "--payments", str(PAYMENTS), "--seed", "11"), check=True
+    )
+    rng = random.Random(11)
+    names = {f"w{n}": f"w{n}" for n in range(WORKERS)}
+    workers = {slot: start_worker(servers, slot) for slot in names}
+    killed = 0
+    started = time.monotonic()
+    with AegisPay.open(store=postgres_url, gateway=postgres_url) as pay:
+        queue = open_queue(pay)
+        while killed < KILLS and queue.pending() > 0:
+            time.sleep(rng.uniform(0.2, 0.5))
+            # A victim is a worker that has started working, so it dies with payments in hand.
+            working = {record.worker for record in queue.work_log()}
+            alive = sorted(slot for slot, name in names.items() if name in working)
+            if not alive:
+                continue
+            slot = rng.choice(alive)
+            workers[slot].kill()
+            workers[slot].wait()
+            killed += 1
+            names[slot] = f"{slot}.{killed}"
+            workers[slot] = start_worker(servers, names[slot])
+        while queue.pending() > 0:
+            assert time.monotonic() - started < DEADLINE, f"{queue.pending()} still queued"
+            time.sleep(0.2)
+        for process in workers.values():
+            process.send_signal(signal.SIGTERM)
+        for process in workers.values():
+            _, errors = process.communicate(timeout=30)
+            assert process.returncode == 0, errors
+        # The last word: a worker without faults, whose start-up janitor settles what is left.
+        final = subprocess.run(
+            aegispay("worker", *servers, "--name", "final", *PACE, "--until-empty", "--json"),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        summary = json.loads(final.stdout)
+        report = pay.check_invariants()
+        log = queue.work_log()
+        states = {p.state for p in pay.list_payments()}
+    assert killed == KILLS
+    assert report.violations == 0, report.details
+    assert report.payments == PAYMENTS
+    assert states <= {PaymentState.SUCCESS, PaymentState.FAILURE}
+    # Killed workers had done work, and the survivors and successors did the rest.
+    assert len({record.worker for record in log}) >= WORKERS + KILLS // 2
+    print(f"workers {WORKERS}, kills {killed}, payments {report.payments}, "
+          f"violations {report.violations}, by worker {list(work_counts(log))}")  # fmt: skip
+    assert summary["alerts"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_same_keys_sent_by_four_processes_at_once_make_one_payment_each(
+    postgres_url: str, redis_url: str
+) -> None:
+    servers = urls(postgres_url, redis_url)
+    senders = [
+        subprocess.Popen(
+            aegispay("submit", *servers, "--payments", "5", "--seed", "3", "--json"),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    created = [json.loads(sender.communicate(timeout=60)[0])["created"] for sender in senders]
+    assert sum(created) == 5
+    with AegisPay.open(store=postgres_url, gateway=postgres_url) as pay:
+        assert len(pay.list_payments()) == 5
+        assert open_queue(pay).pending() == 5
+        assert pay.check_invariants().violations == 0
