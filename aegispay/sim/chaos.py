@@ -207,6 +207,7 @@ def run_chaos(
     seed: int,
     store: str | None = None,
     gateway: str | None = None,
+    *,
     advance: Callable[[], None] = lambda: None,
     engine: type[AegisPay] = AegisPay,
 ) -> ChaosReport:
