@@ -9,11 +9,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/pip install --quiet -e '.[dev,notebooks,theatre,browser]'
 	touch $(STAMP)
 
+# The crash theatre on 127.0.0.1 (port 8866, or a free one): it prints the address, opens no
+# browser, and stops with Ctrl-C. The terminal story is `$(BIN)/aegispay demo`.
 demo: $(STAMP)
-	$(BIN)/aegispay demo
+	$(BIN)/python -m aegispay.viz.theatre_app
 
 test: lint typecheck pytest notebooks
 

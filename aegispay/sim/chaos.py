@@ -207,8 +207,8 @@ def run_chaos(
     seed: int,
     store: str | None = None,
     gateway: str | None = None,
-    advance: Callable[[], None] = lambda: None,
     *,
+    advance: Callable[[], None] = lambda: None,
     engine: type[AegisPay] = AegisPay,
 ) -> ChaosReport:
     """Run a seeded soak in memory, or over the stores named by URL, on simulated time.

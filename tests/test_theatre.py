@@ -1,0 +1,239 @@
+"""The crash theatre's clicks redraw every picture, in the simulated and the real-process mode."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aegispay.viz.theatre import CrashTheatre
+from aegispay.viz.theatre_app import APP, NOTEBOOK, free_port, voila_command
+from aegispay.viz.theatre_stage import CRASH_CHOICES, CrashChoice, KilledStage
+from tests.test_viz_widgets import lit, texts
+
+
+def choice(words: str) -> CrashChoice:
+    return next(c for c in CRASH_CHOICES if c.words == words)
+
+
+AFTER_CHARGE = choice("after the gateway charged, before we recorded it")
+
+
+@pytest.fixture
+def theatre() -> Iterator[CrashTheatre]:
+    stage = CrashTheatre(seed=12)
+    yield stage
+    stage.close()
+
+
+def svg_of(theatre: CrashTheatre) -> str:
+    return theatre.pictures["state"].value
+
+
+def plain(theatre: CrashTheatre, name: str) -> str:
+    """A panel's words without its markup."""
+    return re.sub(r"<[^>]+>", " ", theatre.pictures[name].value.split("</style>")[-1])
+
+
+def test_crash_choices_name_the_boundaries_the_engine_crosses() -> None:
+    assert [c.crossing for c in CRASH_CHOICES] == [
+        "after gateway.charge #1",
+        "before gateway.charge #1",
+        "inside gateway.charge #1",
+        "after events.append #2",
+        "after events.append #3",
+        "no crash",
+    ]
+
+
+def test_a_clean_stage_offers_only_pay_and_draws_no_payment(theatre: CrashTheatre) -> None:
+    assert not theatre.pay_button.disabled
+    assert theatre.restart_button.disabled
+    assert theatre.recover_button.disabled
+    assert lit(svg_of(theatre)) == []
+    assert "no stream yet" in theatre.pictures["store"].value
+
+
+def test_pay_crash_after_the_charge_kills_the_process_and_leaves_the_ledgers_apart(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.crash.value = AFTER_CHARGE
+    before = svg_of(theatre)
+    theatre.pay_button.click()
+    assert svg_of(theatre) != before
+    assert lit(svg_of(theatre)) == ["PROCESSING"]
+    assert "dead" in plain(theatre, "process")
+    assert "no answer" in plain(theatre, "client")
+    assert "charged 25.00 EUR" in plain(theatre, "ledgers")
+    assert "PROCESSING 25.00 EUR" in plain(theatre, "ledgers")
+    assert "… unsettled" in plain(theatre, "ledgers")
+    assert "1 violation(s): settled_matches_gateway" in plain(theatre, "story")
+    assert "missing_in_our_records 1" in plain(theatre, "story")
+
+
+def test_buttons_refuse_what_makes_no_sense(theatre: CrashTheatre) -> None:
+    """No paying on a dead process, no recovery before the restart, no second recovery."""
+    theatre.pay_button.click()
+    assert theatre.pay_button.disabled
+    assert theatre.recover_button.disabled
+    assert not theatre.restart_button.disabled
+    assert theatre.crash.disabled and theatre.real.disabled
+    theatre.restart_button.click()
+    assert theatre.restart_button.disabled
+    assert not theatre.recover_button.disabled
+    assert theatre.pay_button.disabled
+    theatre.recover_button.click()
+    assert theatre.recover_button.disabled
+
+
+def test_restart_then_recover_settles_the_payment_and_the_ledgers_agree(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.pay_button.click()
+    crashed = svg_of(theatre)
+    theatre.restart_button.click()
+    assert "alive · generation 1" in plain(theatre, "process")
+    theatre.recover_button.click()
+    assert svg_of(theatre) != crashed
+    assert lit(svg_of(theatre)) == ["SUCCESS"]
+    assert "v4: ChargeConfirmed" in texts(svg_of(theatre))
+    ledgers = plain(theatre, "ledgers")
+    assert "SUCCESS 25.00 EUR" in ledgers
+    assert "✔ agree" in ledgers
+    assert "every invariant holds" in plain(theatre, "story")
+    assert "matched 1" in plain(theatre, "story")
+    assert "asked again with the same key: SUCCESS" in plain(theatre, "client")
+
+
+def test_recovery_steps_come_from_the_report_and_the_appended_events(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    assert [step for step, _ in theatre.steps] == [
+        "found", "replayed", "asked the gateway", "settled",
+    ]  # fmt: skip
+    said = dict(theatre.steps)
+    assert said["found"].startswith("1 payment(s) in flight")
+    assert said["replayed"] == "v1..v3 folded into PROCESSING"
+    assert said["asked the gateway"].startswith("primary, by our reference: charged")
+    assert said["settled"] == "appended v4 ChargeConfirmed → SUCCESS"
+    # They appear one after another on screen.
+    delays = re.findall(r"animation-delay:([\d.]+)s", theatre.pictures["story"].value)
+    assert delays == ["0.0", "0.6", "1.2", "1.8"]
+
+
+def test_a_crash_before_the_charge_is_redriven_with_the_same_key(theatre: CrashTheatre) -> None:
+    theatre.crash.value = choice("before the charge was sent")
+    theatre.pay_button.click()
+    assert "none" in plain(theatre, "ledgers")
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    said = dict(theatre.steps)
+    assert "sent it again with the same idempotency key" in said["asked the gateway"]
+    assert said["settled"] == "appended v4 ChargeNotFound, v5 PaymentSucceeded → SUCCESS"
+
+
+def test_a_crash_after_the_success_event_leaves_only_the_row_behind(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.crash.value = choice("after PaymentSucceeded was written")
+    theatre.pay_button.click()
+    assert "behind the events (SUCCESS v4)" in plain(theatre, "row")
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    assert "equals replay(events)" in plain(theatre, "row")
+    assert dict(theatre.steps)["asked the gateway"] == (
+        "not asked: the events already hold the outcome"
+    )
+
+
+def test_no_crash_pays_at_once_and_recovery_finds_nothing(theatre: CrashTheatre) -> None:
+    theatre.crash.value = choice("no crash")
+    theatre.pay_button.click()
+    assert "200 OK: SUCCESS" in plain(theatre, "client")
+    assert theatre.restart_button.disabled
+    theatre.recover_button.click()
+    assert dict(theatre.steps)["found"] == "0 payment(s) in flight, by the projection's state index"
+
+
+def test_the_slider_travels_back_to_replay_of_the_first_k_events(theatre: CrashTheatre) -> None:
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    assert theatre.time.max == theatre.time.value == 4
+    theatre.time.value = 2
+    assert lit(svg_of(theatre)) == ["AUTHENTICATED"]
+    assert "replay(events[:2])" in plain(theatre, "replay")
+    assert "AUTHENTICATED" in plain(theatre, "replay")
+    assert plain(theatre, "store").count("later") == 0  # a class, not a word on screen
+    assert theatre.pictures["store"].value.count('class="later"') == 2
+    theatre.time.value = 0
+    assert lit(svg_of(theatre)) == []
+    assert "no payment yet" in plain(theatre, "replay")
+
+
+def test_reset_returns_to_a_clean_stage_with_a_new_order(theatre: CrashTheatre) -> None:
+    theatre.pay_button.click()
+    theatre.reset_button.click()
+    assert theatre.payment_id is None
+    assert theatre.key == "order-2"
+    assert not theatre.pay_button.disabled
+    assert "alive" in plain(theatre, "process")
+
+
+@pytest.mark.slow
+def test_real_mode_kills_a_worker_with_sigkill_and_recovers_over_its_files() -> None:
+    theatre = CrashTheatre(real=True)
+    try:
+        stage = theatre.stage
+        assert isinstance(stage, KilledStage)
+        theatre.pay_button.click()
+        assert stage.worker is not None and stage.worker.returncode == -9
+        assert "killed with SIGKILL (exit status -9)" in plain(theatre, "process")
+        assert "stopped after gateway.charge #1" in plain(theatre, "process")
+        assert lit(svg_of(theatre)) == ["PROCESSING"]
+        assert "charged 25.00 EUR" in plain(theatre, "ledgers")
+        assert "settled_matches_gateway" in plain(theatre, "story")
+        theatre.restart_button.click()
+        theatre.recover_button.click()
+        assert lit(svg_of(theatre)) == ["SUCCESS"]
+        assert "✔ agree" in plain(theatre, "ledgers")
+        assert "every invariant holds" in plain(theatre, "story")
+        folder = Path(stage.store.removeprefix("sqlite:///")).parent
+    finally:
+        theatre.close()
+    assert not folder.exists()
+
+
+def test_switching_to_real_mode_resets_the_stage_onto_files(theatre: CrashTheatre) -> None:
+    theatre.real.value = True
+    assert isinstance(theatre.stage, KilledStage)
+    assert "new worker process" in plain(theatre, "process")
+
+
+def test_the_app_notebook_builds_the_theatre_and_nothing_else() -> None:
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    assert [cell["cell_type"] for cell in cells] == ["code"]
+    assert "CrashTheatre()" in "".join(cells[0]["source"])
+    assert (APP / "share" / "voila" / "templates" / "theatre" / "index.html.j2").is_file()
+
+
+def test_voila_serves_on_localhost_without_a_browser() -> None:
+    command = voila_command(8866)
+    assert "--no-browser" in command
+    assert "--Voila.ip=127.0.0.1" in command
+    assert "--port=8866" in command
+
+
+def test_free_port_moves_off_a_port_in_use() -> None:
+    port = free_port(0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert free_port(port) != port
