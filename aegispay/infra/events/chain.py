@@ -8,10 +8,13 @@ its own stream, and raises EventIntegrityError naming the stream and the version
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from aegispay.domain.errors import EventIntegrityError
 from aegispay.orchestration.ports import RecordedEvent
+
+R = TypeVar("R", bound=Sequence[object])
 
 GENESIS = "0" * 64
 
@@ -78,3 +81,23 @@ def check_stream(
             )
         check_link(recorded, data, previous)
         previous = recorded.hash
+
+
+def verified(
+    stream_id: str, rows: Sequence[R], decode: Callable[[R], RecordedEvent]
+) -> list[RecordedEvent]:
+    """Decode a stream's rows (their stored payload at index 4), check chain and membership."""
+    events = [decode(row) for row in rows]
+    check_stream(stream_id, zip(events, (str(row[4]) for row in rows), strict=True))
+    return events
+
+
+def readable(rows: Iterable[R], decode: Callable[[R], RecordedEvent]) -> list[RecordedEvent]:
+    """Decode the rows that parse, in order, without the chain checks (for audits of damage)."""
+    events = []
+    for row in rows:
+        try:
+            events.append(decode(row))
+        except EventIntegrityError:
+            continue  # unreadable: nothing in it can be audited
+    return events

@@ -14,9 +14,15 @@ from collections.abc import Iterator, Sequence
 
 import psycopg
 
-from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
+from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
-from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
+from aegispay.infra.events.chain import (
+    GENESIS,
+    chain_hash,
+    check_link,
+    readable,
+    verified,
+)
 
 # One decoding of a stored row for both SQL stores: the columns and their checks are the same.
 from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row
@@ -70,20 +76,11 @@ class PostgresEventStore:
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        rows = self._rows_of(stream_id)
-        events = [decode(row) for row in rows]
-        check_stream(stream_id, zip(events, (row[4] for row in rows), strict=True))
-        return events
+        return verified(stream_id, self._rows_of(stream_id), decode)
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
         """Return the rows of a stream that parse, in version order, without the chain checks."""
-        events = []
-        for row in self._rows_of(stream_id):
-            try:
-                events.append(decode(row))
-            except EventIntegrityError:
-                continue  # unreadable: nothing in it can be audited
-        return events
+        return readable(self._rows_of(stream_id), decode)
 
     def _rows_of(self, stream_id: str) -> list[Row]:
         with self.database.connection() as conn:

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 
 from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
 from aegispay.domain.events import PaymentEvent, event_from_json, event_to_json
-from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
+from aegispay.infra.events.chain import (
+    GENESIS,
+    chain_hash,
+    check_link,
+    readable,
+    verified,
+)
 from aegispay.infra.sqlite import ThreadConnections, immediate
 from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 
@@ -87,20 +93,11 @@ class SQLiteEventStore:
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        rows = self._rows_of(stream_id)
-        events = [_decode(row) for row in rows]
-        check_stream(stream_id, zip(events, (row[4] for row in rows), strict=True))
-        return events
+        return verified(stream_id, self._rows_of(stream_id), _decode)
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
         """Return the rows of a stream that parse, in version order, without the chain checks."""
-        events = []
-        for row in self._rows_of(stream_id):
-            try:
-                events.append(_decode(row))
-            except EventIntegrityError:
-                continue  # unreadable: nothing in it can be audited
-        return events
+        return readable(self._rows_of(stream_id), _decode)
 
     def _rows_of(self, stream_id: str) -> list[Row]:
         return (
