@@ -14,9 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Literal
 
 
 class ProcessCrash(BaseException):
@@ -130,13 +128,6 @@ class CrashPoints:
             hook()
         for listener in self.listeners:
             listener(Crossing(boundary, side, nth))
-
-    def around(self, boundary: str, call: Callable[[], T]) -> T:
-        """Cross `before`, make the call, cross `after`."""
-        self.cross(boundary, "before")
-        result = call()
-        self.cross(boundary, "after")
-        return result
 
 
 class Boundaries:

@@ -26,7 +26,7 @@ from aegispay.infra.events.chain import (
 
 # One decoding of a stored row for both SQL stores: the columns and their checks are the same.
 from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row
-from aegispay.infra.events.sqlite import _decode as decode
+from aegispay.infra.events.sqlite import decode_row as decode
 from aegispay.infra.postgres import Connection, PostgresDatabase
 from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 

@@ -93,11 +93,11 @@ class SQLiteEventStore:
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        return verified(stream_id, self._rows_of(stream_id), _decode)
+        return verified(stream_id, self._rows_of(stream_id), decode_row)
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
         """Return the rows of a stream that parse, in version order, without the chain checks."""
-        return readable(self._rows_of(stream_id), _decode)
+        return readable(self._rows_of(stream_id), decode_row)
 
     def _rows_of(self, stream_id: str) -> list[Row]:
         return (
@@ -159,7 +159,7 @@ class SQLiteEventStore:
                 .fetchall()
             )
             for linked in rows:
-                recorded = _decode(linked[:7])
+                recorded = decode_row(linked[:7])
                 check_link(recorded, linked[4], linked[7])
                 yield recorded
             if len(rows) < READ_ALL_BATCH:
@@ -241,7 +241,7 @@ def _upgrade(conn: sqlite3.Connection) -> int:
     return chained
 
 
-def _decode(row: Row) -> RecordedEvent:
+def decode_row(row: Row) -> RecordedEvent:
     """Turn a stored row into a RecordedEvent, or raise EventIntegrityError naming the row."""
     position, stream_id, version, type_, data, recorded_at, hash_ = row
     where = f"unreadable event (position {position})"

@@ -59,7 +59,14 @@ def cancellation(merchant_reference: str, at: datetime) -> ChargeRecord:
     )
 
 
-def _same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
+def stored_key(record: ChargeRecord) -> str:
+    """The key column of a record: a cancellation has no key, so its reference stands in,
+    under a prefix our charge keys ('aegispay-...') never use."""
+    return record.idempotency_key or f"cancelled:{record.merchant_reference}"
+
+
+def same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
+    """Return the record held for a repeated key; refuse a key reused for another charge."""
     if held.cancelled:
         return held  # the reference is fenced: the charge is refused, no money moves
     if (held.merchant_reference, held.amount, held.payment_method) != (
@@ -93,7 +100,7 @@ class InMemoryLedger:
             if held is None:
                 held = charge
                 self._keep(charge)
-        return _same_request(held, charge)
+        return same_request(held, charge)
 
     def _cancelled(self, merchant_reference: str) -> ChargeRecord | None:
         held = self._by_reference.get(merchant_reference)
@@ -176,7 +183,7 @@ class SQLiteLedger:
             if held is None:
                 self._insert(charge)
                 return charge
-        return _same_request(held, charge)
+        return same_request(held, charge)
 
     def cancel(self, merchant_reference: str, at: datetime) -> ChargeRecord:
         """Cancel the reference unless a record is held for it, in one immediate transaction."""
@@ -189,9 +196,7 @@ class SQLiteLedger:
         return held
 
     def _insert(self, record: ChargeRecord) -> None:
-        # The key column is unique and required; a cancellation has no key, so its reference
-        # stands in, under a prefix our charge keys ('aegispay-...') never use.
-        key = record.idempotency_key or f"cancelled:{record.merchant_reference}"
+        key = stored_key(record)
         self._connections.get().execute(
             "INSERT INTO charges"
             " (gateway, idempotency_key, transaction_id, merchant_reference, data)"

@@ -8,8 +8,7 @@ from datetime import datetime
 import psycopg
 
 from aegispay.domain.charges import ChargeRecord
-from aegispay.infra.gateway.ledger import LEDGER_PAGE, cancellation
-from aegispay.infra.gateway.ledger import _same_request as same_request
+from aegispay.infra.gateway.ledger import LEDGER_PAGE, cancellation, same_request, stored_key
 from aegispay.infra.postgres import Connection, PostgresDatabase
 
 SCHEMA = (
@@ -70,9 +69,7 @@ class PostgresLedger:
         return held
 
     def _insert(self, conn: Connection, record: ChargeRecord) -> None:
-        # As in the SQLite ledger: a cancellation has no key, so its reference stands in, under a
-        # prefix our charge keys ('aegispay-...') never use.
-        key = record.idempotency_key or f"cancelled:{record.merchant_reference}"
+        key = stored_key(record)
         conn.execute(
             "INSERT INTO charges"
             " (gateway, idempotency_key, transaction_id, merchant_reference, data)"
