@@ -3,6 +3,7 @@ and schema creation that several processes may run at once."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,8 @@ class PostgresDatabase:
         self, conninfo: str, schema: str = "public", max_size: int = POOL_SIZE, field: str = "store"
     ) -> None:
         self.schema = schema
+        # The connection of each thread's open transaction, which statements in it share.
+        self._local = threading.local()
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -53,7 +56,12 @@ class PostgresDatabase:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        """Lend a connection for one or more autocommit statements."""
+        """Lend a connection for one or more statements: this thread's open transaction's, if
+        it has one (so a projection row joins its events), else an autocommit one."""
+        current: Connection | None = getattr(self._local, "transaction", None)
+        if current is not None:
+            yield current
+            return
         with self._pool.connection() as conn:
             yield conn
 
@@ -61,7 +69,11 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[Connection]:
         """Lend a connection inside a transaction: commit on success, roll back on any error."""
         with self._pool.connection() as conn, conn.transaction():
-            yield conn
+            self._local.transaction = conn
+            try:
+                yield conn
+            finally:
+                self._local.transaction = None
 
     def create(self, statements: Sequence[sql.Composed | str]) -> None:
         """Run DDL in one transaction, one process at a time across the whole server."""

@@ -98,22 +98,24 @@ class PostgresEventStore:
     ) -> int:
         """Append all events if the stream is at `expected_version`, else ConcurrencyError.
 
-        `project` writes the projection row after the events commit, in its own transaction:
-        a failure there keeps the events and leaves the row to recovery's repair.
+        `project` writes the projection row in the same transaction, inside a savepoint: an
+        Exception there undoes the row only (the events commit, recovery repairs the row); a
+        crash rolls both back.
         """
         payloads = [(event.type, event_to_json(event)) for event in events]
         recorded_at = self._clock.now().isoformat()
         try:
             with self.database.transaction() as conn:
                 self.write(conn, stream_id, payloads, expected_version, recorded_at)
+                if project is not None:
+                    # The projector counted and logged its failure; the savepoint undid it.
+                    with contextlib.suppress(Exception), conn.transaction():
+                        project()
         except psycopg.errors.UniqueViolation as error:
             # Unreachable for writers that take the table lock; the last fence for any that do not.
             with self.database.connection() as conn:
                 actual, _ = _head(conn, stream_id)
             raise ConcurrencyError(stream_id, expected_version, actual) from error
-        if project is not None:
-            with contextlib.suppress(Exception):  # the projector counted and logged it
-                project()
         return expected_version + len(payloads)
 
     def write(
