@@ -69,7 +69,7 @@ class IO(Generic[T]):
 
     def map(self, f: Callable[[T], U]) -> IO[U]:
         """Transform the result with a pure function."""
-        return _FlatMap(self, lambda value: _Pure(f(value)))
+        return _Map(self, f)
 
     def flat_map(self, f: Callable[[T], IO[U]]) -> IO[U]:
         """Sequence: run this, feed its result to `f`, run the IO that `f` returns."""
@@ -93,71 +93,103 @@ class IO(Generic[T]):
         return cast(T, _interpret(self))
 
 
-@dataclass(frozen=True, slots=True)
+# The nodes of a program. Plain slotted classes rather than frozen dataclasses: a payment builds
+# dozens of them, and a frozen dataclass's __init__ costs three times as much. Nothing assigns
+# to a node after its __init__; the interpreter only reads them.
+
+
 class _Pure(IO[T]):
-    value: T
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
 
 
-@dataclass(frozen=True, slots=True)
 class _Suspend(IO[T]):
-    thunk: Callable[[], T]
+    __slots__ = ("thunk",)
+
+    def __init__(self, thunk: Callable[[], T]) -> None:
+        self.thunk = thunk
 
 
-@dataclass(frozen=True, slots=True)
 class _FlatMap(IO[U], Generic[T, U]):
-    source: IO[T]
-    f: Callable[[T], IO[U]]
+    __slots__ = ("f", "source")
+
+    def __init__(self, source: IO[T], f: Callable[[T], IO[U]]) -> None:
+        self.source = source
+        self.f = f
 
 
-@dataclass(frozen=True, slots=True)
+class _Map(IO[U], Generic[T, U]):
+    __slots__ = ("f", "source")
+
+    def __init__(self, source: IO[T], f: Callable[[T], U]) -> None:
+        self.source = source
+        self.f = f
+
+
 class _Recover(IO[T]):
-    source: IO[T]
-    handler: Callable[[Exception], IO[T]]
+    __slots__ = ("handler", "source")
+
+    def __init__(self, source: IO[T], handler: Callable[[Exception], IO[T]]) -> None:
+        self.source = source
+        self.handler = handler
+
+
+# The kinds of frame on the interpreter's stack.
+_BIND, _MAP, _HANDLE = 0, 1, 2
+Frame = tuple[int, Callable[[Any], Any]]
 
 
 def _interpret(program: IO[Any]) -> Any:
-    """Run a program with an explicit stack of continuations ("k") and error handlers ("h")."""
-    stack: list[tuple[str, Callable[[Any], IO[Any]]]] = []
+    """Run a program with an explicit stack of frames: continuations (bind, map) and handlers.
+
+    A value pops frames until a continuation (handlers it passes do not apply to it); a map
+    frame is applied at once, a bind frame gives the next program to run. An exception pops
+    frames until a handler; anything a continuation or handler raises is routed the same way.
+    """
+    stack: list[Frame] = []
     current: IO[Any] = program
-    error: Exception | None = None
     while True:
-        if error is not None:
-            handler = _pop_until(stack, "h")
-            if handler is None:
-                raise error
-            current, error = _call(handler, error)
-        elif isinstance(current, _FlatMap):
-            stack.append(("k", current.f))
-            current = current.source
-        elif isinstance(current, _Recover):
-            stack.append(("h", current.handler))
-            current = current.source
-        else:
-            try:
-                value = current.value if isinstance(current, _Pure) else current.thunk()  # type: ignore[attr-defined]
-            except Exception as raised:
-                error = raised
-                continue
-            continuation = _pop_until(stack, "k")
-            if continuation is None:
+        kind = type(current)
+        if kind is _FlatMap:
+            stack.append((_BIND, current.f))  # type: ignore[attr-defined]
+            current = current.source  # type: ignore[attr-defined]
+            continue
+        if kind is _Map:
+            stack.append((_MAP, current.f))  # type: ignore[attr-defined]
+            current = current.source  # type: ignore[attr-defined]
+            continue
+        if kind is _Recover:
+            stack.append((_HANDLE, current.handler))  # type: ignore[attr-defined]
+            current = current.source  # type: ignore[attr-defined]
+            continue
+        try:
+            value = current.value if kind is _Pure else current.thunk()  # type: ignore[attr-defined]
+            while stack:
+                frame, f = stack.pop()
+                if frame is _MAP:
+                    value = f(value)
+                elif frame is _BIND:
+                    current = f(value)
+                    break
+            else:
                 return value
-            current, error = _call(continuation, value)
+        except Exception as raised:
+            current = _handle(stack, raised)
 
 
-def _pop_until(
-    stack: list[tuple[str, Callable[[Any], IO[Any]]]], kind: str
-) -> Callable[[Any], IO[Any]] | None:
-    """Pop frames until one of `kind`; the skipped frames do not apply to this outcome."""
-    while stack:
-        frame_kind, f = stack.pop()
-        if frame_kind == kind:
-            return f
-    return None
-
-
-def _call(f: Callable[[Any], IO[Any]], arg: Any) -> tuple[IO[Any], Exception | None]:
-    """Call a continuation or handler; an exception it raises becomes the failure to route."""
-    try:
-        return f(arg), None
-    except Exception as raised:
-        return _Pure(None), raised
+def _handle(stack: list[Frame], error: Exception) -> IO[Any]:
+    """Pop frames to the nearest handler and return what it makes of `error`; re-raise the
+    error when no handler is left. A handler that raises passes its error on to the next."""
+    while True:
+        while stack:
+            frame, handler = stack.pop()
+            if frame is _HANDLE:
+                break
+        else:
+            raise error
+        try:
+            return cast(IO[Any], handler(error))
+        except Exception as again:
+            error = again

@@ -72,12 +72,19 @@ def initial(event: PaymentInitiated) -> Payment:
 
 def evolve(payment: Payment, event: PaymentEvent) -> Payment:
     """Apply one event to a payment, as the transition table allows, and return the new one."""
-    target = next_state(payment.state, event.type)
+    return payment.model_copy(update=_changes(payment, payment.state, payment.version, event))
+
+
+def _changes(
+    payment: Payment, state: PaymentState, version: int, event: PaymentEvent
+) -> dict[str, object]:
+    """The fields one event changes in a payment that is at `state` and `version`."""
+    target = next_state(state, event.type)
     if target is None or event.payment_id != payment.id:
-        raise InvalidTransition(payment.state, event.type, payment.id)
+        raise InvalidTransition(state, event.type, payment.id)
     changes: dict[str, object] = {
         "state": target,
-        "version": payment.version + 1,
+        "version": version + 1,
         "updated_at": event.occurred_at,
     }
     match event:
@@ -93,17 +100,24 @@ def evolve(payment: Payment, event: PaymentEvent) -> Payment:
             changes["failure_reason"] = reason
         case GatewayOutcomeUnknown(reason=reason) | CancelRequested(reason=reason):
             changes["last_error"] = reason
-    return payment.model_copy(update=changes)
+    return changes
 
 
 def replay(events: Iterable[PaymentEvent], start: Payment | None = None) -> Payment | None:
-    """Fold events into a payment, from `start` (or an empty stream); None if nothing at all."""
+    """Fold events into a payment, from `start` (or an empty stream); None if nothing at all.
+
+    The same as `evolve` event by event, but the changes are gathered and the snapshot copied
+    once at the end, not once per event.
+    """
     payment = start
+    changed: dict[str, object] = {}
     for event in events:
         if payment is None:
             if not isinstance(event, PaymentInitiated):
                 raise InvalidTransition("(empty)", event.type, event.payment_id)
             payment = initial(event)
-        else:
-            payment = evolve(payment, event)
-    return payment
+            continue
+        state = changed.get("state", payment.state)
+        version = changed.get("version", payment.version)
+        changed |= _changes(payment, state, version, event)  # type: ignore[arg-type]
+    return payment.model_copy(update=changed) if changed and payment is not None else payment

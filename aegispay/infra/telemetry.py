@@ -40,7 +40,9 @@ class MemoryLogger:
     def log(self, level: str, message: str, **fields: object) -> None:
         """Record a line and pass it to the `aegispay` stdlib logger."""
         self.lines.append(LogLine(self._clock.now(), level, message, fields))
-        self._stdlib.log(logging.getLevelName(level.upper()), "%s %s", message, fields)
+        number = logging.getLevelName(level.upper())
+        if self._stdlib.isEnabledFor(number):
+            self._stdlib.log(number, "%s %s", message, fields)
 
 
 class MemoryMetrics:

@@ -116,6 +116,12 @@ class CrashPoints:
     def cross(self, boundary: str, side: Side) -> None:
         """Count a crossing, record it, and fire the action armed for it, if any."""
         key = (boundary, side)
+        if not (self._armed or self.recording or self.listeners):
+            # Nobody looks at the count: arming counts from the count it finds, whatever it
+            # is, so a crossing made while nothing is armed or traced need not be counted.
+            for hook in self.hooks.get(key, ()):
+                hook()
+            return
         with self._mutex:
             nth = self._counts[key] = self._counts[key] + 1
             if self.recording:
@@ -143,9 +149,16 @@ class Boundaries:
         attribute = getattr(self._inner, name)
         if name not in self._operations:
             return attribute
-        boundary, cross = f"{self._port}.{name}", self._points.cross
+        boundary, points = f"{self._port}.{name}", self._points
+        cross, hooks = points.cross, points.hooks
+        before, after = (boundary, "before"), (boundary, "after")
 
         def crossing(*args: Any, **kwargs: Any) -> Any:
+            if (
+                not (points._armed or points.recording or points.listeners or before in hooks)
+                and after not in hooks
+            ):
+                return attribute(*args, **kwargs)  # nothing to count, fire or trace here
             cross(boundary, "before")
             result = attribute(*args, **kwargs)
             cross(boundary, "after")
