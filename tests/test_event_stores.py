@@ -65,6 +65,21 @@ def append_first_event(path: str, contender: int, barrier: Any, outcomes: Any) -
         store.close()
 
 
+class StaleHeadStore(SQLiteEventStore):
+    """A SQLite store whose first head read returns `stale`, as a writer that checked the
+    version outside the write lock would see; later reads are real."""
+
+    def __init__(self, path: str, clock: VirtualClock, *, stale: tuple[int, str]) -> None:
+        super().__init__(path, clock)
+        self._stale: tuple[int, str] | None = stale
+
+    def _head(self, conn: sqlite3.Connection, stream_id: str) -> tuple[int, str]:
+        if self._stale is not None:
+            head, self._stale = self._stale, None
+            return head
+        return super()._head(conn, stream_id)
+
+
 class TestInMemoryEventStore(EventStoreContract):
     def make_store(self, tmp_path: Path, clock: VirtualClock) -> EventStore:
         return InMemoryEventStore(clock)
@@ -197,16 +212,27 @@ class TestSQLiteEventStore(EventStoreContract):
             next(events)
 
     def test_read_all_fetches_in_batches_without_losing_or_repeating_events(
-        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path
     ) -> None:
-        monkeypatch.setattr(sqlite_events, "READ_ALL_BATCH", 2)
-        for n in range(4):
-            store.append(f"pay_{n}", opening(f"pay_{n}"), expected_version=0)
-        assert [r.position for r in store.read_all()] == list(range(1, 13))
-        assert [r.position for r in store.read_all(after_position=5)] == list(range(6, 13))
+        store = SQLiteEventStore(str(tmp_path / FILE), VirtualClock(), read_all_batch=2)
+        try:
+            for n in range(4):
+                store.append(f"pay_{n}", opening(f"pay_{n}"), expected_version=0)
+            assert [r.position for r in store.read_all()] == list(range(1, 13))
+            assert [r.position for r in store.read_all(after_position=5)] == list(range(6, 13))
+        finally:
+            store.close()
+
+    @pytest.mark.parametrize("batch", [0, -1, True, 2.5, "500", None])
+    def test_a_read_all_batch_that_is_not_a_positive_int_is_refused_before_the_file_is_made(
+        self, tmp_path: Path, batch: object
+    ) -> None:
+        with pytest.raises(ValueError, match=r"read_all_batch: must be a positive int \(got "):
+            SQLiteEventStore(str(tmp_path / FILE), VirtualClock(), read_all_batch=cast(Any, batch))
+        assert not (tmp_path / FILE).exists()
 
     def test_a_unique_violation_becomes_a_concurrency_error_and_rolls_back_the_whole_batch(
-        self, store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, store: EventStore, tmp_path: Path
     ) -> None:
         """A writer whose version check was fooled is still stopped by the UNIQUE constraint."""
         store.append("pay_1", opening("pay_1")[:1], expected_version=0)
@@ -218,10 +244,15 @@ class TestSQLiteEventStore(EventStoreContract):
             "ProcessingStarted",
             opening("pay_1")[2].model_dump_json(),
         )
-        monkeypatch.setattr(sqlite_events, "_head", lambda conn, stream_id: (1, GENESIS))
-        with pytest.raises(ConcurrencyError) as raised:
-            store.append("pay_1", opening("pay_1")[1:], expected_version=1)
+        fooled = StaleHeadStore(str(tmp_path / FILE), VirtualClock(), stale=(1, GENESIS))
+        try:
+            with pytest.raises(ConcurrencyError) as raised:
+                fooled.append("pay_1", opening("pay_1")[1:], expected_version=1)
+        finally:
+            fooled.close()
         assert raised.value.__cause__ is not None
+        # After the rollback the error reports the head as it really is.
+        assert (raised.value.expected, raised.value.actual) == (1, 3)
         assert read_raw_versions(tmp_path / FILE, "pay_1") == [1, 3]
 
     @pytest.mark.slow

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -24,7 +24,7 @@ from aegispay.infra.urls import parse_store_url
 from aegispay.orchestration.ports import EventStore, ProjectionStore
 from tests.contracts.event_store_contract import EventStoreContract
 from tests.contracts.projection_store_contract import ProjectionStoreContract
-from tests.factories import authenticated, initiated
+from tests.factories import authenticated, initiated, opening
 from tests.test_gateway import GatewayContract, request
 
 pytestmark = pytest.mark.postgres
@@ -77,6 +77,28 @@ class TestPostgresEventStore(OnPostgres, EventStoreContract):
         execute(
             self.url, "DELETE FROM events WHERE stream_id = %s AND version = %s", stream_id, version
         )
+
+    def test_read_all_fetches_in_batches_without_losing_or_repeating_events(self) -> None:
+        store = PostgresEventStore(database(self.url), VirtualClock(), read_all_batch=2)
+        try:
+            for n in range(4):
+                store.append(f"pay_{n}", opening(f"pay_{n}"), expected_version=0)
+            assert [r.position for r in store.read_all()] == list(range(1, 13))
+            assert [r.position for r in store.read_all(after_position=5)] == list(range(6, 13))
+        finally:
+            store.close()
+
+    @pytest.mark.parametrize("batch", [0, -1, True, 2.5, "500", None])
+    def test_a_read_all_batch_that_is_not_a_positive_int_is_refused_before_the_schema_is_made(
+        self, batch: object
+    ) -> None:
+        server = database(self.url)
+        try:
+            with pytest.raises(ValueError, match=r"read_all_batch: must be a positive int \(got "):
+                PostgresEventStore(server, VirtualClock(), read_all_batch=cast(Any, batch))
+        finally:
+            server.close()
+        assert execute(self.url, "SELECT to_regclass('events')") == [(None,)]
 
     def test_a_reader_following_the_log_never_skips_a_position_that_commits_late(
         self, store: EventStore

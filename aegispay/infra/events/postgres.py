@@ -25,7 +25,7 @@ from aegispay.infra.events.chain import (
 )
 
 # One decoding of a stored row for both SQL stores: the columns and their checks are the same.
-from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row
+from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row, read_all_batch_size
 from aegispay.infra.events.sqlite import decode_row as decode
 from aegispay.infra.postgres import Connection, PostgresDatabase
 from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
@@ -67,9 +67,16 @@ INSERT = (
 
 class PostgresEventStore:
     """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash, positions
-    committed in order under a table lock; streams in creation order."""
+    committed in order under a table lock; streams in creation order.
 
-    def __init__(self, database: PostgresDatabase, clock: Clock) -> None:
+    `read_all_batch` is how many rows read_all fetches per query.
+    """
+
+    def __init__(
+        self, database: PostgresDatabase, clock: Clock, *, read_all_batch: int = READ_ALL_BATCH
+    ) -> None:
+        # Checked before the schema is created: a bad setting fails without touching the server.
+        self._read_all_batch = read_all_batch_size(read_all_batch)
         self.database = database
         self._clock = clock
         database.create(SCHEMA)
@@ -152,13 +159,13 @@ class PostgresEventStore:
         while True:
             with self.database.connection() as conn:
                 rows = conn.execute(
-                    SELECT_LINKED, (GENESIS, after_position, READ_ALL_BATCH)
+                    SELECT_LINKED, (GENESIS, after_position, self._read_all_batch)
                 ).fetchall()
             for linked in rows:
                 recorded = decode(_row(linked))
                 check_link(recorded, str(linked[4]), None if linked[7] is None else str(linked[7]))
                 yield recorded
-            if len(rows) < READ_ALL_BATCH:
+            if len(rows) < self._read_all_batch:
                 return
             after_position = int(rows[-1][0])
 

@@ -42,7 +42,7 @@ UPGRADE = (
     "ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
 )
 
-# Rows fetched per query by read_all, so a long history never sits in memory at once.
+# Rows fetched per query by read_all by default, so a long history never sits in memory at once.
 READ_ALL_BATCH = 500
 
 # NOT INDEXED: otherwise SQLite serves the GROUP BY by walking the whole (stream_id, version)
@@ -76,11 +76,26 @@ SELECT_LINKED = """
 """
 
 
+def read_all_batch_size(value: int) -> int:
+    """Return `value` if it is a usable read_all batch size (an int of at least 1), else raise
+    ValueError; shared by the SQL event stores."""
+    # bool is an int to Python, but True as a batch size is a mistake, not a request for one row.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"read_all_batch: must be a positive int (got {value!r})")
+    return value
+
+
 class SQLiteEventStore:
     """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash; streams in
-    creation order."""
+    creation order.
 
-    def __init__(self, path: str, clock: Clock) -> None:
+    `read_all_batch` is how many rows read_all fetches per query. `_head` is a protected hook:
+    the read of a stream's last version and hash that an append checks and chains from.
+    """
+
+    def __init__(self, path: str, clock: Clock, *, read_all_batch: int = READ_ALL_BATCH) -> None:
+        # Checked before the file is touched: a bad setting fails without creating anything.
+        self._read_all_batch = read_all_batch_size(read_all_batch)
         self._clock = clock
         # Shared with the SQLiteProjectionStore of the same file, so that a projection row can be
         # written in the transaction of its events.
@@ -122,7 +137,7 @@ class SQLiteEventStore:
             with immediate(conn):
                 # The stream's last hash is read in the transaction that checks its version, so
                 # the chain costs one indexed lookup that the version check made anyway.
-                actual, previous = _head(conn, stream_id)
+                actual, previous = self._head(conn, stream_id)
                 if actual != expected_version:
                     raise ConcurrencyError(stream_id, expected_version, actual)
                 if not payloads:
@@ -143,7 +158,7 @@ class SQLiteEventStore:
             # whole batch has been rolled back.
             if error.sqlite_errorname != "SQLITE_CONSTRAINT_UNIQUE":
                 raise
-            actual, _ = _head(conn, stream_id)
+            actual, _ = self._head(conn, stream_id)
             raise ConcurrencyError(stream_id, expected_version, actual) from error
         return expected_version + len(payloads)
 
@@ -155,14 +170,14 @@ class SQLiteEventStore:
         while True:
             rows: list[tuple[int, str, int, str, str, str, str, str | None]] = (
                 self.connections.get()
-                .execute(SELECT_LINKED, (GENESIS, after_position, READ_ALL_BATCH))
+                .execute(SELECT_LINKED, (GENESIS, after_position, self._read_all_batch))
                 .fetchall()
             )
             for linked in rows:
                 recorded = decode_row(linked[:7])
                 check_link(recorded, linked[4], linked[7])
                 yield recorded
-            if len(rows) < READ_ALL_BATCH:
+            if len(rows) < self._read_all_batch:
                 return
             after_position = rows[-1][0]
 
@@ -193,6 +208,18 @@ class SQLiteEventStore:
         """Close every thread's connection to the file."""
         self.connections.close()
 
+    def _head(self, conn: sqlite3.Connection, stream_id: str) -> tuple[int, str]:
+        """Return a stream's last version and hash ((0, GENESIS) for a new stream), by the index.
+
+        Protected hook: append calls it on `conn` inside its write transaction, to check the
+        expected version and to chain the new events, and again after a UNIQUE violation, to
+        report the actual version. A subclass may override it to return a stale head, as a
+        writer that checked outside the write lock would see, and so show that the UNIQUE
+        constraint still stops the append.
+        """
+        row = conn.execute(HEAD, (stream_id,)).fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
 
 def _in_savepoint(conn: sqlite3.Connection, project: Projector) -> None:
     """Run a projection write inside the open transaction; an Exception undoes its writes only."""
@@ -204,12 +231,6 @@ def _in_savepoint(conn: sqlite3.Connection, project: Projector) -> None:
         # has counted its failure. A BaseException (a crash) rolls the whole append back.
         conn.execute("ROLLBACK TO projection")
     conn.execute("RELEASE projection")
-
-
-def _head(conn: sqlite3.Connection, stream_id: str) -> tuple[int, str]:
-    """Return a stream's last version and hash ((0, GENESIS) for a new stream), by the index."""
-    row = conn.execute(HEAD, (stream_id,)).fetchone()
-    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
 def _upgrade(conn: sqlite3.Connection) -> int:
