@@ -136,9 +136,19 @@ def _check_file(field: str, path: str, suffix: str) -> None:
     if not stat.S_ISREG(found.st_mode):
         raise InvalidRequest(field, f"{subject}is not a regular file", path)
     if not os.access(file, os.R_OK):
+        if _vanished(file):
+            return
         raise InvalidRequest(field, f"{subject}cannot be read (permission denied)", path)
     if not os.access(file, os.W_OK):
+        if _vanished(file):
+            return
         raise InvalidRequest(field, f"{subject}is read-only: AegisPay writes to it", path)
+
+
+def _vanished(file: Path) -> bool:
+    """Whether a file found a moment ago is gone: another process's last connection removes
+    the -wal and -shm files when it closes, and a file that is not there is no obstacle."""
+    return not file.exists()
 
 
 def _stat(field: str, file: Path, path: str) -> os.stat_result | None:
