@@ -164,7 +164,8 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--backoff",), {"type": float, "default": 1.0, "help": "first retry backoff in "
                               "seconds (longest 10x, breaker cool-down 60x)"}),
             flag("--once", "take one batch, then stop"),
-            flag("--until-empty", "stop once the queue is empty"),
+            flag("--until-empty", "stop once the queue is empty, after a last janitor run "
+                 "(it waits for a janitor lock another holds)"),
             flag("--json", "print a JSON summary at the end"),
         ]),
         "audit": ("check the invariants on durable state and reconcile with the gateway's ledger",

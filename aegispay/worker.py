@@ -27,6 +27,8 @@ from aegispay.recovery.coordinator import RecoveryReport
 # Hyperswitch's payment sync: the first check after 60 s, then every 300 s, 5 times.
 DEFAULT_SYNC = "60,300x5"
 JANITOR_LOCK = "janitor"
+# Seconds waited for a lock beyond its lease: enough for a dead holder's lease to run out.
+LOCK_MARGIN = 5.0
 # Created payments no worker has started: the janitor queues them again, in case the process
 # that created one died before queuing it.
 NOT_STARTED = (PaymentState.INITIATED, PaymentState.AUTHENTICATED)
@@ -132,13 +134,18 @@ class Janitor:
         """Whether the schedule says it is time for the next run."""
         return self.engine.clock.now() >= self._next
 
-    def run(self) -> JanitorRun:
-        """Run once now (if no other janitor holds the lock) and schedule the next run."""
+    @property
+    def lease(self) -> float:
+        """Seconds a janitor's lock is held for: a sweep's worth, at least 30 s."""
+        return max(self.schedule.intervals[0], 30.0)
+
+    def run(self, wait: float = 0.0) -> JanitorRun:
+        """Run once now and schedule the next run. If another janitor holds the lock, skip, or
+        first wait up to `wait` seconds for it (a dead janitor's lease runs out in `lease`)."""
         clock = self.engine.clock
         self._next = clock.now() + _seconds(self.schedule.after(self.runs))
         self.runs += 1
-        ttl = max(self.schedule.intervals[0], 30.0)
-        if not self.engine.locks.acquire(JANITOR_LOCK, self.worker, ttl=ttl):
+        if not self.engine.locks.acquire(JANITOR_LOCK, self.worker, ttl=self.lease, wait=wait):
             return JanitorRun(ran=False)
         try:
             return self._sweep()
@@ -236,9 +243,9 @@ class Worker:
         )
         self.say(f"worker {self.name}: processed {payment_id} {payment.state.value}")
 
-    def janitor_run(self) -> None:
-        """Run the janitor now and report what it found."""
-        run = self.janitor.run()
+    def janitor_run(self, wait: float = 0.0) -> None:
+        """Run the janitor now (waiting up to `wait` s for another's lock) and report it."""
+        run = self.janitor.run(wait)
         self.summary.janitor_runs += run.ran
         self.summary.settled_by_janitor += len(run.settled)
         self.summary.alerts += len(run.alerts)
@@ -266,7 +273,9 @@ class Worker:
                 break
             if took == 0:
                 if until_empty:
-                    self.janitor_run()
+                    # The last word on what is left: worth waiting for the janitor's lock,
+                    # which a janitor killed mid-sweep holds until its lease runs out.
+                    self.janitor_run(wait=self.janitor.lease + LOCK_MARGIN)
                     break
                 stop.wait(idle)
         return self.summary

@@ -22,7 +22,7 @@ import pytest
 from aegispay import AegisPay, InvalidRequest, PaymentState
 from aegispay.engine import Storage
 from aegispay.infra.queue.memory import InMemoryPaymentQueue
-from aegispay.worker import SyncSchedule, Worker, open_queue, work_counts
+from aegispay.worker import JANITOR_LOCK, SyncSchedule, Worker, open_queue, work_counts
 
 REQUEST = {
     "amount": "12.50",
@@ -96,6 +96,34 @@ def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_fligh
     assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
     assert ("survivor", "settled", 1) in list(work_counts(queue.work_log()))
     assert pay.check_invariants().violations == 0
+
+
+def test_a_worker_until_empty_waits_out_a_dead_janitors_lock_and_settles_what_is_left() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    # Not queued: a worker took it and died with it, so only a janitor can settle it now.
+    payment_id = pay.create_payment(idempotency_key="order-0", **REQUEST).id
+    dead = pay.sibling()
+    dead.crash_at("gateway.charge", "after")
+    with pytest.raises(BaseException, match="crash"):
+        dead.process_payment(payment_id)
+    # A janitor killed mid-sweep: its lock stays held for its whole lease.
+    assert pay.locks.acquire(JANITOR_LOCK, "dead-janitor", ttl=30.0)
+    lines: list[str] = []
+    summary = Worker(pay, queue, "last", say=lines.append).run(until_empty=True)
+    assert lines[0] == "janitor last: another janitor holds the lock; skipped"
+    assert summary.settled_by_janitor == 1
+    assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
+    assert pay.check_invariants().violations == 0
+
+
+def test_a_janitor_that_does_not_wait_skips_while_another_holds_the_lock() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    assert pay.locks.acquire(JANITOR_LOCK, "other", ttl=30.0)
+    started = pay.clock.now()
+    lines: list[str] = []
+    Worker(pay, queue, "w1", say=lines.append).janitor_run()
+    assert lines == ["janitor w1: another janitor holds the lock; skipped"]
+    assert pay.clock.now() == started
 
 
 def test_an_unresolved_payment_older_than_the_schedule_is_an_alert_line() -> None:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from aegispay.orchestration.ports import Clock
 
 
-@dataclass(frozen=True)
-class LogLine:
-    """One structured log line."""
+class LogLine(NamedTuple):
+    """One structured log line (a tuple: immutable, and cheap to make on every step)."""
 
     at: datetime
     level: str
     message: str
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, object]
 
     def __str__(self) -> str:
         shown = " ".join(f"{k}={v}" for k, v in self.fields.items())
@@ -27,6 +26,8 @@ class LogLine:
 
 # A library configures no output of its own: applications decide where `aegispay` logs go.
 logging.getLogger("aegispay").addHandler(logging.NullHandler())
+# Level names as the engine writes them ("info") to stdlib's numbers, looked up once each.
+LEVELS: dict[str, int] = {}
 
 
 class MemoryLogger:
@@ -40,7 +41,9 @@ class MemoryLogger:
     def log(self, level: str, message: str, **fields: object) -> None:
         """Record a line and pass it to the `aegispay` stdlib logger."""
         self.lines.append(LogLine(self._clock.now(), level, message, fields))
-        number = logging.getLevelName(level.upper())
+        number = LEVELS.get(level)
+        if number is None:
+            number = LEVELS[level] = logging.getLevelName(level.upper())
         if self._stdlib.isEnabledFor(number):
             self._stdlib.log(number, "%s %s", message, fields)
 

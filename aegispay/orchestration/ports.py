@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -12,6 +12,7 @@ from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import PaymentState
+from aegispay.orchestration.folds import Folds
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +241,5 @@ class Ports:
     ids: IdGenerator
     logger: Logger
     metrics: Metrics
+    # Loads fold through it: a stream that has not moved since it was folded is not replayed.
+    folds: Folds = field(default_factory=Folds)

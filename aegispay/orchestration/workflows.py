@@ -38,9 +38,7 @@ def now(ports: Ports) -> IO[datetime]:
 
 def load(ports: Ports, payment_id: str) -> IO[Payment | None]:
     """Rebuild a payment from its events; None when the stream is empty."""
-    return IO.delay(lambda: ports.events.read(payment_id)).map(
-        lambda recorded: replay(r.event for r in recorded)
-    )
+    return IO.delay(lambda: ports.events.read(payment_id)).map(ports.folds.replay)
 
 
 def require(ports: Ports, payment_id: str) -> IO[Payment]:

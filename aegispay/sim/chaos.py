@@ -88,6 +88,7 @@ class ChaosRun:
         self.pay = pay
         self.rng = random.Random(f"chaos/{seed}")
         self.report = ChaosReport(payments, seed)
+        self._requests: dict[int, dict[str, str]] = {}
 
     def run(self, advance: Callable[[], None] = lambda: None) -> ChaosReport:
         """Soak, heal, recover, retry, recover, check."""
@@ -107,7 +108,7 @@ class ChaosRun:
 
     def _client(self, index: int, chaotic: bool) -> None:
         """One customer: create (maybe twice, maybe racing), then process."""
-        request = seeded_request(self.report.seed, index)
+        request = self._request(index)
         if chaotic:
             self._maybe_arm_crash()
         if chaotic and self.rng.random() < RACING_DUPLICATE_RATE:
@@ -130,6 +131,13 @@ class ChaosRun:
             self.pay.process_payment(payment_id_for(request["idempotency_key"]))
         except AegisPayError as error:
             self.pay.logger.log("info", "client saw an error", error=error)
+
+    def _request(self, index: int) -> dict[str, str]:
+        """The index-th client's request, drawn once: its retry sends the very same."""
+        request = self._requests.get(index)
+        if request is None:
+            request = self._requests[index] = seeded_request(self.report.seed, index)
+        return request
 
     def _pause_holder(self, payment_id: str) -> None:
         """This process stalls past its lease mid-payment; another one takes the payment over."""
