@@ -291,3 +291,30 @@ def test_equal_amounts_are_equal_money_with_equal_hashes() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert a != Money(minor=1999, currency="EUR")
+
+
+def _rule_or_minor(amount: object, currency: str) -> object:
+    try:
+        return parse_amount(amount, currency)
+    except InvalidRequest as refused:
+        return refused.rule
+
+
+@given(
+    sign=st.sampled_from(["", "-"]),
+    whole=st.text("0123456789", min_size=1, max_size=20),
+    fraction=st.one_of(st.none(), st.text("0123456789", min_size=1, max_size=6)),
+    currency=currencies,
+)
+@example(sign="-", whole="0", fraction=None, currency="USD")
+@example(sign="", whole="000", fraction="000", currency="JPY")
+@example(sign="", whole="1000000000000", fraction="001", currency="USD")
+@example(sign="", whole="10000000000000", fraction="00", currency="USD")
+@example(sign="", whole="9999999999999", fraction="99", currency="USD")
+def test_a_decimal_text_reads_as_its_decimal_does_to_the_unit_and_to_the_error(
+    sign: str, whole: str, fraction: str | None, currency: str
+) -> None:
+    """Plain decimal text is read in integer arithmetic; a Decimal of it goes the other way.
+    Both give the same minor units, or the same refusal."""
+    text = sign + whole + ("" if fraction is None else "." + fraction)
+    assert _rule_or_minor(text, currency) == _rule_or_minor(Decimal(text), currency)

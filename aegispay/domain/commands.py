@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -74,6 +75,7 @@ class CreatePayment(BaseModel):
         return payment_id_for(self.idempotency_key)
 
 
+@lru_cache(maxsize=4096)
 def payment_id_for(idempotency_key: str) -> str:
     """Derive the payment id from the idempotency key: one key, one payment, in every process."""
     return "pay_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from aegispay.domain.errors import InvalidRequest, code_point
 
@@ -71,6 +71,10 @@ def currency_exponent(currency: str) -> int:
 def parse_amount(value: object, currency: str) -> int:
     """Parse a decimal amount ("19.99", Decimal, int) into minor units of the currency, exactly."""
     exponent = currency_exponent(currency)
+    if isinstance(value, str):
+        text = value.strip(ASCII_WHITESPACE)
+        if DECIMAL_TEXT.fullmatch(text):
+            return _text_to_minor(text, value, exponent, currency)
     amount = _exact_decimal(value)
     if not amount.is_finite():
         raise InvalidRequest("amount", "must be a finite number", value)
@@ -82,6 +86,25 @@ def parse_amount(value: object, currency: str) -> int:
     if amount > Decimal(MAX_MINOR_UNITS).scaleb(-exponent):
         raise InvalidRequest("amount", f"must be at most {MAX_MINOR_UNITS} minor units", value)
     return int(amount.scaleb(exponent))
+
+
+def _text_to_minor(text: str, value: str, exponent: int, currency: str) -> int:
+    """Minor units of a plain decimal text ("19.99", "-1", "007.50"), in integer arithmetic,
+    refused as parse_amount refuses a Decimal: not above zero, too many places, too large."""
+    negative = text.startswith("-")
+    whole, _, fraction = text.removeprefix("-").partition(".")
+    whole, fraction = whole.lstrip("0"), fraction.rstrip("0")
+    if negative or not (whole or fraction):
+        raise InvalidRequest("amount", "must be greater than zero", value)
+    if len(fraction) > exponent:
+        raise InvalidRequest("amount", _too_many_decimals(exponent, currency), value)
+    # Checked on the digits before int() reads them: a huge text is refused, never converted.
+    if len(whole) + exponent > len(str(MAX_MINOR_UNITS)):
+        raise InvalidRequest("amount", f"must be at most {MAX_MINOR_UNITS} minor units", value)
+    minor: int = int(whole or "0") * 10**exponent + int(fraction.ljust(exponent, "0") or "0")
+    if minor > MAX_MINOR_UNITS:
+        raise InvalidRequest("amount", f"must be at most {MAX_MINOR_UNITS} minor units", value)
+    return minor
 
 
 def _exact_decimal(value: object) -> Decimal:
@@ -139,14 +162,9 @@ class Money(BaseModel):
     minor: int
     currency: str
 
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, currency: str) -> str:
-        currency_exponent(currency)
-        return currency
-
     @model_validator(mode="after")
-    def _positive(self) -> Money:
+    def _known_currency_and_positive(self) -> Money:
+        currency_exponent(self.currency)
         if not 0 < self.minor <= MAX_MINOR_UNITS:
             raise InvalidRequest("amount", f"must be between 1 and {MAX_MINOR_UNITS} minor units")
         return self

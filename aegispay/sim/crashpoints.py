@@ -148,6 +148,8 @@ class Boundaries:
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if name not in self._operations:
+            if callable(attribute):
+                setattr(self, name, attribute)  # a method: found here next time, as it is
             return attribute
         boundary, points = f"{self._port}.{name}", self._points
         cross, hooks = points.cross, points.hooks

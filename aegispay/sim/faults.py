@@ -186,6 +186,12 @@ class FaultInjector:
         """Replace the fault rates and schedule; the random sequence carries on."""
         with self._mutex:
             self.config = config
+            # Each exclusive kind with the top of its band in [0, 1): one pick, one band.
+            top, bands = 0.0, []
+            for kind in EXCLUSIVE_KINDS:
+                top += config.rate(kind)
+                bands.append((kind, top))
+            self._bands = tuple(bands)
             self._schedule = [
                 (entry.operation, entry.kind)
                 for entry in config.schedule
@@ -204,10 +210,8 @@ class FaultInjector:
                         return PlannedFault(None, slow=True)
                     return self._allowed(scheduled, operation, slow=False)
             slow = slow_pick < self.config.slow_rate
-            threshold = 0.0
-            for kind in EXCLUSIVE_KINDS:
-                threshold += self.config.rate(kind)
-                if pick < threshold:
+            for kind, top in self._bands:
+                if pick < top:
                     return self._allowed(kind, operation, slow)
             return PlannedFault(None, slow)
 
