@@ -3,8 +3,8 @@
 The histories are written straight into SQLite files (rows as the adapters write them, see
 recovery_scaling). Each operation then runs in a fresh subprocess that reports its resident
 set size once the engine is open and its peak during the operation (the kernel's high-water
-mark, reset after the open), so the growth is the operation's own. The base commit (the
-merge-base with main) runs the same operations on the same files, as the contrast.
+mark, reset after the open), so the growth is the operation's own. The base commit (see
+durable_path.BASE_COMMIT) runs the same operations on the same files, as the contrast.
 """
 
 from __future__ import annotations
