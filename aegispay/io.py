@@ -175,8 +175,11 @@ def _interpret(program: IO[Any]) -> Any:
                     break
             else:
                 return value
+            continue
         except Exception as raised:
-            current = _handle(stack, raised)
+            error = raised
+        # Outside the except block: a handler's own error is not chained to this one.
+        current = _handle(stack, error)
 
 
 def _handle(stack: list[Frame], error: Exception) -> IO[Any]:

@@ -139,13 +139,14 @@ class Janitor:
         """Seconds a janitor's lock is held for: a sweep's worth, at least 30 s."""
         return max(self.schedule.intervals[0], 30.0)
 
-    def run(self, wait: float = 0.0) -> JanitorRun:
+    def run(self, wait: float = 0.0, stop: threading.Event | None = None) -> JanitorRun:
         """Run once now and schedule the next run. If another janitor holds the lock, skip, or
-        first wait up to `wait` seconds for it (a dead janitor's lease runs out in `lease`)."""
+        first wait up to `wait` seconds for it (a dead janitor's lease runs out in `lease`),
+        giving up as soon as `stop` is set."""
         clock = self.engine.clock
         self._next = clock.now() + _seconds(self.schedule.after(self.runs))
         self.runs += 1
-        if not self.engine.locks.acquire(JANITOR_LOCK, self.worker, ttl=self.lease, wait=wait):
+        if not self._take_lock(wait, stop):
             return JanitorRun(ran=False)
         try:
             return self._sweep()
@@ -153,6 +154,17 @@ class Janitor:
             # The lease may have run out during a long sweep: it is someone else's now.
             with suppress(LockNotHeld):
                 self.engine.locks.release(JANITOR_LOCK, self.worker)
+
+    def _take_lock(self, wait: float, stop: threading.Event | None) -> bool:
+        """Try for the janitor's lock, a second of waiting at a time, for up to `wait` s."""
+        clock, locks = self.engine.clock, self.engine.locks
+        deadline = clock.now() + _seconds(wait)
+        while True:
+            left = max(0.0, (deadline - clock.now()).total_seconds())
+            if locks.acquire(JANITOR_LOCK, self.worker, ttl=self.lease, wait=min(left, 1.0)):
+                return True
+            if clock.now() >= deadline or (stop is not None and stop.is_set()):
+                return False
 
     def _sweep(self) -> JanitorRun:
         projections = self.engine.projections
@@ -243,9 +255,10 @@ class Worker:
         )
         self.say(f"worker {self.name}: processed {payment_id} {payment.state.value}")
 
-    def janitor_run(self, wait: float = 0.0) -> None:
-        """Run the janitor now (waiting up to `wait` s for another's lock) and report it."""
-        run = self.janitor.run(wait)
+    def janitor_run(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
+        """Run the janitor now (waiting up to `wait` s for another's lock, unless `stop` is
+        set) and report what it found."""
+        run = self.janitor.run(wait, stop)
         self.summary.janitor_runs += run.ran
         self.summary.settled_by_janitor += len(run.settled)
         self.summary.alerts += len(run.alerts)
@@ -275,7 +288,7 @@ class Worker:
                 if until_empty:
                     # The last word on what is left: worth waiting for the janitor's lock,
                     # which a janitor killed mid-sweep holds until its lease runs out.
-                    self.janitor_run(wait=self.janitor.lease + LOCK_MARGIN)
+                    self.janitor_run(wait=self.janitor.lease + LOCK_MARGIN, stop=stop)
                     break
                 stop.wait(idle)
         return self.summary

@@ -110,6 +110,27 @@ class TestInMemoryEventStore(EventStoreContract):
         row = memory._streams[stream_id].pop(version)
         memory._rows[row.position - 1] = None
 
+    def test_read_all_reports_a_stream_gone_from_the_index_as_damage(
+        self, store: EventStore
+    ) -> None:
+        memory = cast(InMemoryEventStore, store)
+        memory.append("pay_a", opening("pay_a"), 0)
+        del memory._streams["pay_a"]
+        with pytest.raises(EventIntegrityError, match="pay_a"):
+            list(memory.read_all())
+
+    def test_read_all_reports_a_row_moved_to_version_zero_of_another_stream_as_damage(
+        self, store: EventStore
+    ) -> None:
+        memory = cast(InMemoryEventStore, store)
+        memory.append("pay_a", opening("pay_a"), 0)
+        row = memory._streams["pay_a"].pop(2)
+        moved = replace(row, stream_id="pay_x", version=0)
+        memory._streams["pay_x"] = {0: moved}
+        memory._rows[row.position - 1] = moved
+        with pytest.raises(EventIntegrityError):
+            list(memory.read_all())
+
 
 class TestSQLiteEventStore(EventStoreContract):
     def make_store(self, tmp_path: Path, clock: VirtualClock) -> EventStore:

@@ -312,3 +312,25 @@ def test_traverse_stops_at_the_first_failure() -> None:
     with pytest.raises(ValueError):
         IO.traverse([1, 2, 3], step).unsafe_run()
     assert effects == [1]
+
+
+def test_a_handlers_own_error_reaches_the_next_handler_unchained() -> None:
+    """A handler that raises hands its own error on (to the next handler out, or the caller),
+    not chained to the error it was given: each handler sees one error, as raised."""
+    second = ValueError("second")
+
+    def fails(_: Exception) -> IO[int]:
+        raise second
+
+    seen: list[Exception] = []
+
+    def outer(error: Exception) -> IO[int]:
+        seen.append(error)
+        return IO.of(7)
+
+    assert IO.fail(KeyError("first")).recover(fails).recover(outer).unsafe_run() == 7
+    assert seen == [second]
+    with pytest.raises(ValueError) as caught:
+        IO.fail(KeyError("first")).recover(fails).unsafe_run()
+    assert caught.value is second
+    assert caught.value.__context__ is None

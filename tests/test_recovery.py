@@ -73,6 +73,35 @@ def test_a_crash_fires_once_at_the_armed_crossing_and_not_before() -> None:
     assert pay.crashpoints.armed == 0
 
 
+@pytest.mark.parametrize(
+    ("armed_from", "side"), [("gateway.charge", "inside"), ("projection.save", "before")]
+)
+def test_a_crash_armed_during_a_call_for_its_own_after_fires_at_that_call(
+    armed_from: str, side: str
+) -> None:
+    """Arming counts from the moment of arming: a call that arms its own `after` (from its
+    `inside`, or from a boundary it crosses on the way) dies there, not at the next call."""
+    pay = AegisPay.in_memory()
+    payment = create(pay, "k")
+    target = "gateway.charge" if armed_from == "gateway.charge" else "events.append"
+    armed: list[bool] = []
+
+    def arm_once() -> None:
+        if not armed:
+            armed.append(True)
+            pay.crashpoints.crash_at(target, "after", 1)
+
+    pay.crashpoints.hook(armed_from, side, arm_once)  # type: ignore[arg-type]
+    with pytest.raises(ProcessCrash, match=rf"after {target.replace('.', '[.]')} #"):
+        pay.process_payment(payment.id)
+    assert pay.crashpoints.armed == 0
+    # Where it died: after the charge (charged, not yet recorded), or after the first append
+    # of processing (started, nothing sent): one call later it would be after the outcome.
+    stored = pay.restart().get_payment(payment.id)
+    assert stored.state is PaymentState.PROCESSING
+    assert len(pay.charges()) == (1 if target == "gateway.charge" else 0)
+
+
 @pytest.mark.parametrize(("side", "charged"), [("before", False), ("after", True)])
 def test_recovery_settles_a_payment_that_crashed_around_the_charge(
     side: str, charged: bool

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing
 
@@ -114,6 +115,18 @@ def test_a_worker_until_empty_waits_out_a_dead_janitors_lock_and_settles_what_is
     assert summary.settled_by_janitor == 1
     assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
     assert pay.check_invariants().violations == 0
+
+
+def test_a_stopped_worker_does_not_wait_out_another_janitors_lock() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    assert pay.locks.acquire(JANITOR_LOCK, "dead-janitor", ttl=30.0)
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived
+    started = pay.clock.now()
+    lines: list[str] = []
+    Worker(pay, queue, "w1", say=lines.append).janitor_run(wait=35.0, stop=stop)
+    assert lines == ["janitor w1: another janitor holds the lock; skipped"]
+    assert (pay.clock.now() - started).total_seconds() <= 1.0
 
 
 def test_a_janitor_that_does_not_wait_skips_while_another_holds_the_lock() -> None:

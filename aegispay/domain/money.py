@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from aegispay.domain.errors import InvalidRequest, code_point
 
@@ -162,9 +162,14 @@ class Money(BaseModel):
     minor: int
     currency: str
 
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, currency: str) -> str:
+        currency_exponent(currency)
+        return currency
+
     @model_validator(mode="after")
-    def _known_currency_and_positive(self) -> Money:
-        currency_exponent(self.currency)
+    def _positive(self) -> Money:
         if not 0 < self.minor <= MAX_MINOR_UNITS:
             raise InvalidRequest("amount", f"must be between 1 and {MAX_MINOR_UNITS} minor units")
         return self

@@ -156,14 +156,13 @@ class Boundaries:
         before, after = (boundary, "before"), (boundary, "after")
 
         def crossing(*args: Any, **kwargs: Any) -> Any:
-            if (
-                not (points._armed or points.recording or points.listeners or before in hooks)
-                and after not in hooks
-            ):
-                return attribute(*args, **kwargs)  # nothing to count, fire or trace here
-            cross(boundary, "before")
+            # Each side asks afresh whether anything would count, fire or trace there: the
+            # call itself may arm its own `after` (an `inside` hook, a nested boundary).
+            if points._armed or points.recording or points.listeners or before in hooks:
+                cross(boundary, "before")
             result = attribute(*args, **kwargs)
-            cross(boundary, "after")
+            if points._armed or points.recording or points.listeners or after in hooks:
+                cross(boundary, "after")
             return result
 
         # Built once per operation: later calls find it without coming back here.

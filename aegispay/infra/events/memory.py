@@ -14,7 +14,12 @@ from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 
 
 class InMemoryEventStore:
-    """Events in a list by position and a (stream, version) index, guarded by one lock."""
+    """Events in a list by position and a (stream, version) index, guarded by one lock.
+
+    Rows are frozen, and the store remembers, by identity, the rows it wrote or found sound: a
+    row replaced since (a test playing a bad disk) is another object and is checked again. A
+    row mutated in place through object.__setattr__ is beyond what it guards against.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -119,10 +124,10 @@ class InMemoryEventStore:
         sound, both still in place: then its link holds. (A row replaced since is another
         object, so it and the row after it are checked.)"""
         checked = self._checked.get(recorded.stream_id, ())
-        stream = self._streams[recorded.stream_id]
+        stream = self._streams.get(recorded.stream_id, {})
         version = recorded.version
         return (
-            version <= len(checked)
+            1 <= version <= len(checked)
             and checked[version - 1] is recorded
             and stream.get(version) is recorded
             and (version == 1 or stream.get(version - 1) is checked[version - 2])
