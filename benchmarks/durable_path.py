@@ -196,7 +196,13 @@ def unpack(commit: str, into: Path) -> Path:
     """Write a commit's files into a directory (git archive: the repository is not touched)."""
     into.mkdir()
     archive = subprocess.run(
-        ["git", "archive", commit, "aegispay"], cwd=ROOT, capture_output=True, check=True
+        ["git", "archive", commit, "aegispay"], cwd=ROOT, capture_output=True, check=False
+    )
+    expect(
+        archive.returncode == 0,
+        f"the base commit {commit[:12]} is not in this checkout (a shallow clone?): "
+        "`git fetch --unshallow`, or name another with AEGISPAY_BENCH_BASE "
+        f"({archive.stderr.decode(errors='replace').strip()})",
     )
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
