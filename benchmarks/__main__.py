@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from benchmarks import audit_memory, durable_path, recovery_scaling, worker_scaling
@@ -9,14 +10,19 @@ from benchmarks import audit_memory, durable_path, recovery_scaling, worker_scal
 BENCHMARKS = (durable_path.run, audit_memory.run, recovery_scaling.run, worker_scaling.run)
 
 
-def main() -> None:
+def main() -> int:
     """Run each benchmark in turn and say how long the whole run took."""
     started = time.perf_counter()
-    for run in BENCHMARKS:
-        run()
-        print()
+    try:
+        for run in BENCHMARKS:
+            run()
+            print()
+    except durable_path.SetupError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
     print(f"benchmarks finished in {time.perf_counter() - started:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -245,10 +245,14 @@ def imported_from(source: Path) -> str:
     return done.stdout.strip()
 
 
+class SetupError(RuntimeError):
+    """The benchmark cannot measure what it says: a missing base commit, a wrong setting."""
+
+
 def expect(condition: bool, problem: str) -> None:
     """Stop the benchmark when it would measure the wrong thing."""
     if not condition:
-        raise RuntimeError(problem)
+        raise SetupError(problem)
 
 
 def run() -> dict[str, Ratio]:
