@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from aegispay import AegisPay, PaymentState
 from aegispay.cli import main
+from aegispay.infra.sqlite import retry_busy
 
 REQUEST = {
     "idempotency_key": "order-42",
@@ -162,3 +164,88 @@ def test_reading_commands_refuse_a_store_that_does_not_exist(
     assert main([command, "--store", u["store"], "--gateway", u["gateway"]]) == 2
     assert "store: no such database file" in capsys.readouterr().err
     assert not (tmp_path / "store.db").exists()
+
+
+def busy(message: str = "database is locked") -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    return error
+
+
+class FakeTime:
+    """A monotonic clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_busy_answer_is_asked_again_until_it_clears() -> None:
+    answers: list[object] = [busy(), busy(), "wal"]
+    fake = FakeTime()
+
+    def action() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert retry_busy(action, timeout=1.0, pause=0.01, clock=lambda: fake.now,
+                      sleep=fake.sleep) == "wal"  # fmt: skip
+    assert fake.slept == [0.01, 0.01]
+
+
+def test_a_busy_answer_past_the_timeout_is_raised() -> None:
+    fake = FakeTime()
+
+    def action() -> str:
+        raise busy()
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        retry_busy(action, timeout=0.05, pause=0.01, clock=lambda: fake.now, sleep=fake.sleep)
+    assert 5 <= len(fake.slept) <= 6
+
+
+def test_any_other_error_is_raised_at_once() -> None:
+    fake = FakeTime()
+    calls: list[int] = []
+
+    def action() -> str:
+        calls.append(1)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        retry_busy(action, timeout=1.0, clock=lambda: fake.now, sleep=fake.sleep)
+    assert (len(calls), fake.slept) == (1, [])
+
+
+def _open_new_file(store_urls: dict[str, str], results: multiprocessing.Queue[str]) -> None:
+    """In a child: open the (maybe new) files, as many workers started at once do."""
+    try:
+        with AegisPay.open(**store_urls):
+            results.put("opened")
+    except Exception as error:  # reported, so the parent fails with the child's reason
+        results.put(repr(error))
+
+
+def test_eight_processes_opening_the_same_new_files_at_once_all_open_them(
+    tmp_path: Path,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        files = tmp_path / str(attempt)
+        files.mkdir()
+        results: multiprocessing.Queue[str] = context.Queue()
+        children = [
+            context.Process(target=_open_new_file, args=(urls(files), results)) for _ in range(8)
+        ]
+        for child in children:
+            child.start()
+        outcomes = [results.get(timeout=120) for _ in children]
+        for child in children:
+            child.join(timeout=60)
+        assert outcomes == ["opened"] * 8

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from aegispay.domain.errors import InvalidRequest
 
 BUSY_TIMEOUT_SECONDS = 30.0
+T = TypeVar("T")
 
 # SQLite's result codes for a file it cannot open, write or read as a database.
 FILE_ERRORS = frozenset(
@@ -26,7 +29,7 @@ def connect(path: str) -> sqlite3.Connection:
         path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = retry_busy(lambda: str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]))
     if mode != "wal":
         conn.close()
         raise sqlite3.OperationalError(f"{path}: journal_mode is {mode!r}, WAL is required")
@@ -34,6 +37,32 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def retry_busy(
+    action: Callable[[], T],
+    timeout: float = BUSY_TIMEOUT_SECONDS,
+    pause: float = 0.01,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `action`, again while SQLite answers "database is locked", for up to `timeout` s.
+
+    Switching a new file to WAL takes its exclusive lock. When several processes open the same
+    new file at once, two of them can each hold a shared lock and want the exclusive one; SQLite
+    then refuses one at once, without its busy handler, rather than let both wait for ever. By
+    the time it asks again, the other has switched the file, and WAL needs no lock to confirm.
+    """
+    deadline = clock() + timeout
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                raise
+            if clock() >= deadline:
+                raise
+        sleep(pause)
 
 
 class ThreadConnections:
