@@ -50,8 +50,8 @@ def retry_busy(
 
     Switching a new file to WAL takes its exclusive lock. When several processes open the same
     new file at once, two of them can each hold a shared lock and want the exclusive one; SQLite
-    then refuses one at once, without its busy handler, rather than let both wait for ever. By
-    the time it asks again, the other has switched the file, and WAL needs no lock to confirm.
+    then refuses one at once, without its busy handler, rather than let both wait for ever.
+    Asked again a moment later, it finds the file switched by the other.
     """
     deadline = clock() + timeout
     while True:
