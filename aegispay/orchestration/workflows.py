@@ -38,16 +38,21 @@ def now(ports: Ports) -> IO[datetime]:
 
 def load(ports: Ports, payment_id: str) -> IO[Payment | None]:
     """Rebuild a payment from its events; None when the stream is empty."""
-    return IO.delay(lambda: ports.events.read(payment_id)).map(ports.folds.replay)
+    # One step: the fold is pure, so running it inside the read's thunk adds no effect.
+    return IO.delay(lambda: ports.folds.replay(ports.events.read(payment_id)))
 
 
 def require(ports: Ports, payment_id: str) -> IO[Payment]:
     """Rebuild a payment, or fail with PaymentNotFound."""
 
-    def found(payment: Payment | None) -> IO[Payment]:
-        return IO.of(payment) if payment is not None else IO.fail(PaymentNotFound(payment_id))
+    def found() -> Payment:
+        payment = ports.folds.replay(ports.events.read(payment_id))
+        if payment is None:
+            raise PaymentNotFound(payment_id)
+        return payment
 
-    return load(ports, payment_id).flat_map(found)
+    # One step, as `load`, failing inside it when the stream is empty.
+    return IO.delay(found)
 
 
 def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]) -> IO[Payment]:
@@ -55,18 +60,15 @@ def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]
     stream_id = events[0].payment_id
     expected = payment.version if payment is not None else 0
 
-    def write(after: Payment) -> IO[Payment]:
-        return IO.delay(
-            lambda: ports.events.append(stream_id, events, expected, project(ports, after))
-        ).map(lambda _: after)
-
-    def folded() -> Payment:
+    def fold_and_write() -> Payment:
+        # Fold first: an event the transition table forbids raises here and is never written.
         after = replay(events, start=payment)
         assert after is not None, "append needs at least one event"
+        ports.events.append(stream_id, events, expected, project(ports, after))
         return after
 
-    # Fold first: an event the transition table forbids is never written.
-    return IO.delay(folded).flat_map(write)
+    # One step: the pure fold, then the write it allows (an IO per append, not one per part).
+    return IO.delay(fold_and_write)
 
 
 def project(ports: Ports, payment: Payment) -> Projector:
@@ -287,7 +289,12 @@ def record(
 
 def _counted(ports: Ports, metric: str, payment: Payment) -> IO[Payment]:
     """Count what the gateway answered, as an effect of the program (when it runs)."""
-    return IO.delay(lambda: ports.metrics.increment(metric)).map(lambda _: payment)
+
+    def count() -> Payment:
+        ports.metrics.increment(metric)
+        return payment
+
+    return IO.delay(count)
 
 
 def _verdict(found: ChargeRecord | None) -> str:
