@@ -52,6 +52,11 @@ class ResilientGateway:
             "status": self._retrier("status", lookup_is_retryable),
             "cancel": self._retrier("cancel", lookup_is_retryable),
         }
+        # The metric names of each operation, also built once: asking the gateway behind for
+        # its name goes through every wrapper it has (boundaries, faults) on each call.
+        self._prefixes = {
+            operation: f"gateway.{self.name}.{operation}" for operation in self._retriers
+        }
 
     @property
     def name(self) -> str:
@@ -85,7 +90,7 @@ class ResilientGateway:
         )
 
     def _call(self, operation: str, fn: Callable[[], R]) -> R:
-        prefix = f"gateway.{self.name}.{operation}"
+        prefix = self._prefixes[operation]
 
         def attempt() -> R:
             self._metrics.increment(f"{prefix}.attempts")

@@ -316,10 +316,11 @@ class FaultyGateway:
     def _call(self, operation: str, act: Callable[[PlannedFault], R]) -> R:
         with self._mutex:
             self._calls += 1
-        fault = self.injector.draw(self.name, operation)
-        self.injector.before(self.name, operation, fault)
+        name, injector = self.name, self.injector  # asked once: `name` asks the inner gateway
+        fault = injector.draw(name, operation)
+        injector.before(name, operation, fault)
         result = act(fault)
-        self.injector.after(self.name, operation, fault)
+        injector.after(name, operation, fault)
         return result
 
     def _charge(self, request: ChargeRequest, fault: PlannedFault) -> ChargeRecord:
