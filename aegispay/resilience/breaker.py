@@ -164,6 +164,14 @@ class CircuitBreaker:
     def _apply(self, event: BreakerEvent) -> bool:
         with self._mutex:
             before = self._breaker
+            # The common rows, answered without building a Decision: a closed breaker with no
+            # failures counted lets a request through, and a success leaves it as it is (`step`
+            # would return an equal breaker, allowed, with no cause).
+            if before.state is BreakerState.CLOSED and (
+                event is BreakerEvent.REQUEST
+                or (event is BreakerEvent.SUCCESS and before.failures == 0)
+            ):
+                return True
             decision = step(before, event, self._clock.now(), self.config)
             self._breaker = decision.breaker
             if decision.breaker.state is not before.state:
