@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from aegispay.domain.errors import LockNotHeld
 from aegispay.orchestration.ports import Clock
 
 
-@dataclass(frozen=True)
-class Lease:
-    """Who holds a resource, and until when."""
+class Lease(NamedTuple):
+    """Who holds a resource, and until when (a tuple: immutable, and cheap to make on every
+    acquire)."""
 
     owner: str
     expires_at: datetime
@@ -30,13 +30,16 @@ class InMemoryLockManager:
     def acquire(self, resource: str, owner: str, ttl: float, wait: float = 0.0) -> bool:
         """Take the lease if free or expired (not re-entrant); poll on the clock up to `wait` s."""
         _check_ttl(ttl)
+        if self._try_acquire(resource, owner, ttl):
+            return True  # free: most acquires end here, with no deadline to work out
+        # Held: wait for it, counting the deadline from the first try (a try sleeps no time).
         deadline = self._clock.now() + timedelta(seconds=wait)
         while True:
-            if self._try_acquire(resource, owner, ttl):
-                return True
             if self._clock.now() >= deadline:
                 return False
             self._clock.sleep(self._poll)
+            if self._try_acquire(resource, owner, ttl):
+                return True
 
     def release(self, resource: str, owner: str) -> None:
         """Free the lease; only its live owner may."""
