@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -57,31 +57,36 @@ class Payment(BaseModel):
 
 def initial(event: PaymentInitiated) -> Payment:
     """Create the first snapshot of a payment from its initiating event."""
-    return Payment(
-        id=event.payment_id,
-        idempotency_key=event.idempotency_key,
-        amount=event.amount,
-        customer_id=event.customer_id,
-        payment_method=event.payment_method,
-        state=PaymentState.INITIATED,
-        version=1,
-        created_at=event.occurred_at,
-        updated_at=event.occurred_at,
-    )
+    return Payment(**_initial_fields(event))
+
+
+def _initial_fields(event: PaymentInitiated) -> dict[str, object]:
+    """The fields of a payment's first snapshot, as its initiating event gives them."""
+    return {
+        "id": event.payment_id,
+        "idempotency_key": event.idempotency_key,
+        "amount": event.amount,
+        "customer_id": event.customer_id,
+        "payment_method": event.payment_method,
+        "state": PaymentState.INITIATED,
+        "version": 1,
+        "created_at": event.occurred_at,
+        "updated_at": event.occurred_at,
+    }
 
 
 def evolve(payment: Payment, event: PaymentEvent) -> Payment:
     """Apply one event to a payment, as the transition table allows, and return the new one."""
-    return payment.model_copy(update=_changes(payment, payment.state, payment.version, event))
+    return payment.model_copy(update=_changes(payment.id, payment.state, payment.version, event))
 
 
 def _changes(
-    payment: Payment, state: PaymentState, version: int, event: PaymentEvent
+    payment_id: str, state: PaymentState, version: int, event: PaymentEvent
 ) -> dict[str, object]:
     """The fields one event changes in a payment that is at `state` and `version`."""
     target = next_state(state, event.type)
-    if target is None or event.payment_id != payment.id:
-        raise InvalidTransition(state, event.type, payment.id)
+    if target is None or event.payment_id != payment_id:
+        raise InvalidTransition(state, event.type, payment_id)
     changes: dict[str, object] = {
         "state": target,
         "version": version + 1,
@@ -106,18 +111,29 @@ def _changes(
 def replay(events: Iterable[PaymentEvent], start: Payment | None = None) -> Payment | None:
     """Fold events into a payment, from `start` (or an empty stream); None if nothing at all.
 
-    The same as `evolve` event by event, but the changes are gathered and the snapshot copied
-    once at the end, not once per event.
+    The same as `evolve` event by event, but the changes are gathered and the snapshot made
+    once at the end, not once per event: from an empty stream, the fields of the initiating
+    event and every change after it make one Payment.
     """
-    payment = start
+    if start is None:
+        return _replay_new(iter(events))
     changed: dict[str, object] = {}
     for event in events:
-        if payment is None:
-            if not isinstance(event, PaymentInitiated):
-                raise InvalidTransition("(empty)", event.type, event.payment_id)
-            payment = initial(event)
-            continue
-        state = changed.get("state", payment.state)
-        version = changed.get("version", payment.version)
-        changed |= _changes(payment, state, version, event)  # type: ignore[arg-type]
-    return payment.model_copy(update=changed) if changed and payment is not None else payment
+        state = changed.get("state", start.state)
+        version = changed.get("version", start.version)
+        changed |= _changes(start.id, state, version, event)  # type: ignore[arg-type]
+    return start.model_copy(update=changed) if changed else start
+
+
+def _replay_new(events: Iterator[PaymentEvent]) -> Payment | None:
+    """Fold a stream from its first event: None if there is none."""
+    first = next(events, None)
+    if first is None:
+        return None
+    if not isinstance(first, PaymentInitiated):
+        raise InvalidTransition("(empty)", first.type, first.payment_id)
+    fields = _initial_fields(first)
+    payment_id = first.payment_id
+    for event in events:
+        fields |= _changes(payment_id, fields["state"], fields["version"], event)  # type: ignore[arg-type]
+    return Payment(**fields)
