@@ -83,13 +83,10 @@ class InMemoryEventStore:
             for version, event in enumerate(events, start=expected_version + 1):
                 data = event_to_json(event)
                 previous = chain_hash(previous, stream_id, version, event.type, data)
+                # Fields by position (stream, version, position, time, hash, event): a frozen
+                # dataclass's __init__ binds keywords noticeably slower, once per event written.
                 recorded = RecordedEvent(
-                    stream_id=stream_id,
-                    version=version,
-                    position=len(self._rows) + 1,
-                    recorded_at=recorded_at,
-                    hash=previous,
-                    event=event,
+                    stream_id, version, len(self._rows) + 1, recorded_at, previous, event
                 )
                 stream[version] = recorded
                 self._rows.append(recorded)
