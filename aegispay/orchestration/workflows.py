@@ -57,18 +57,20 @@ def require(ports: Ports, payment_id: str) -> IO[Payment]:
 
 def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]) -> IO[Payment]:
     """Append events at the payment's version (the fence), the projection row beside them."""
-    stream_id = events[0].payment_id
-    expected = payment.version if payment is not None else 0
-
-    def fold_and_write() -> Payment:
-        # Fold first: an event the transition table forbids raises here and is never written.
-        after = replay(events, start=payment)
-        assert after is not None, "append needs at least one event"
-        ports.events.append(stream_id, events, expected, project(ports, after))
-        return after
-
     # One step: the pure fold, then the write it allows (an IO per append, not one per part).
-    return IO.delay(fold_and_write)
+    return IO.delay(lambda: _fold_and_write(ports, payment, events))
+
+
+def _fold_and_write(
+    ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]
+) -> Payment:
+    """The effect inside `append` and `record`: run only by an IO's thunk."""
+    # Fold first: an event the transition table forbids raises here and is never written.
+    after = replay(events, start=payment)
+    assert after is not None, "append needs at least one event"
+    expected = payment.version if payment is not None else 0
+    ports.events.append(events[0].payment_id, events, expected, project(ports, after))
+    return after
 
 
 def project(ports: Ports, payment: Payment) -> Projector:
@@ -284,7 +286,8 @@ def record(
     ports: Ports, payment: Payment | None, decide: Callable[[datetime], PaymentEvent]
 ) -> IO[Payment]:
     """Read the clock, decide one event, append it at the payment's version."""
-    return now(ports).flat_map(lambda at: append(ports, payment, [decide(at)]))
+    # One step: the clock read, the pure decision on what it read, then `append`'s effect.
+    return IO.delay(lambda: _fold_and_write(ports, payment, [decide(ports.clock.now())]))
 
 
 def _counted(ports: Ports, metric: str, payment: Payment) -> IO[Payment]:
