@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from aegispay.domain.errors import InvalidRequest, code_point
 
@@ -168,11 +168,15 @@ class Money(BaseModel):
         currency_exponent(currency)
         return currency
 
-    @model_validator(mode="after")
-    def _positive(self) -> Money:
-        if not 0 < self.minor <= MAX_MINOR_UNITS:
+    # A field validator, not a model one: a model's "after" validator runs again each time a
+    # built Money is passed into another model (an event, a payment, a charge), and a frozen
+    # Money's minor units were checked when it was built.
+    @field_validator("minor")
+    @classmethod
+    def _positive(cls, minor: int) -> int:
+        if not 0 < minor <= MAX_MINOR_UNITS:
             raise InvalidRequest("amount", f"must be between 1 and {MAX_MINOR_UNITS} minor units")
-        return self
+        return minor
 
     @classmethod
     def parse(cls, amount: object, currency: str) -> Money:
