@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import operator
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
@@ -34,13 +35,16 @@ class InMemoryEventStore:
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        events = self.read_unverified(stream_id)
         with self._lock:
+            stream = self._streams.get(stream_id, {})
+            events = [stream[version] for version in sorted(stream)]
             checked = self._checked.get(stream_id, ())
         # Rows are immutable: those that are the very objects checked before need no second
         # check (a tampered row is a new object, so it is checked). Only the rest are.
         known = len(checked)
-        if known > len(events) or any(a is not b for a, b in zip(checked, events, strict=False)):
+        if known == len(events) and all(map(operator.is_, checked, events)):
+            return events  # nothing written or replaced since the last check: none to check
+        if known > len(events) or not all(map(operator.is_, checked, events)):
             known = 0
         # The payload is serialised again to check it: what is held is the parsed event.
         unchecked = ((recorded, event_to_json(recorded.event)) for recorded in events[known:])
