@@ -66,8 +66,20 @@ def _fold_and_write(
 ) -> Payment:
     """The effect inside `append` and `record`: run only by an IO's thunk."""
     # Fold first: an event the transition table forbids raises here and is never written.
-    after = replay(events, start=payment)
+    return _write(ports, payment, events, _fold(events, payment))
+
+
+def _fold(events: Sequence[PaymentEvent], start: Payment | None) -> Payment:
+    after = replay(events, start=start)
     assert after is not None, "append needs at least one event"
+    return after
+
+
+def _write(
+    ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent], after: Payment
+) -> Payment:
+    """Write events at the payment's version, `after` (what they fold to) as the projection
+    row; run only by an IO's thunk."""
     expected = payment.version if payment is not None else 0
     ports.events.append(events[0].payment_id, events, expected, project(ports, after))
     return after
@@ -152,7 +164,12 @@ def authenticate_and_start(ports: Ports, payment: Payment) -> IO[Payment]:
         if route is None:
             return append(ports, payment, [verdict]).flat_map(lambda p: _unavailable(ports, p))
         started = decisions.start_processing(authenticated, route, at)
-        return append(ports, payment, [verdict, started]).flat_map(
+
+        def fold_and_write() -> Payment:
+            # The verdict is folded already (`authenticated`): only `started` is folded onto it.
+            return _write(ports, payment, [verdict, started], _fold([started], authenticated))
+
+        return IO.delay(fold_and_write).flat_map(
             lambda p: charge(ports, p, tried=frozenset({route}))
         )
 
