@@ -41,6 +41,9 @@ class ResilientGateway:
         rng: random.Random,
     ) -> None:
         self.gateway = gateway
+        # Asked once: the gateway's name is asked through every wrapper it has (boundaries,
+        # faults), and it names every retrier and metric below.
+        self._name = gateway.name
         self.breaker = breaker
         self.policy = policy
         self._clock = clock
@@ -52,16 +55,15 @@ class ResilientGateway:
             "status": self._retrier("status", lookup_is_retryable),
             "cancel": self._retrier("cancel", lookup_is_retryable),
         }
-        # The metric names of each operation, also built once: asking the gateway behind for
-        # its name goes through every wrapper it has (boundaries, faults) on each call.
+        # The metric names of each operation, also built once.
         self._prefixes = {
-            operation: f"gateway.{self.name}.{operation}" for operation in self._retriers
+            operation: f"gateway.{self._name}.{operation}" for operation in self._retriers
         }
 
     @property
     def name(self) -> str:
         """The routing name of the gateway behind."""
-        return self.gateway.name
+        return self._name
 
     def charge(self, request: ChargeRequest) -> ChargeRecord:
         """Charge with retries; every attempt carries the same idempotency key."""
