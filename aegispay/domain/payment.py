@@ -12,8 +12,10 @@ from aegispay.domain.events import (
     CancelConfirmed,
     CancelRequested,
     ChargeConfirmed,
+    ChargeNotFound,
     DeclineConfirmed,
     GatewayOutcomeUnknown,
+    PaymentAuthenticated,
     PaymentEvent,
     PaymentFailed,
     PaymentInitiated,
@@ -80,6 +82,10 @@ def evolve(payment: Payment, event: PaymentEvent) -> Payment:
     return payment.model_copy(update=_changes(payment.id, payment.state, payment.version, event))
 
 
+# Events that change nothing but the state, version and time (no case of `_changes` matches).
+_MOVE_STATE_ONLY = frozenset({PaymentAuthenticated, ChargeNotFound})
+
+
 def _changes(
     payment_id: str, state: PaymentState, version: int, event: PaymentEvent
 ) -> dict[str, object]:
@@ -92,6 +98,8 @@ def _changes(
         "version": version + 1,
         "updated_at": event.occurred_at,
     }
+    if type(event) in _MOVE_STATE_ONLY:
+        return changes  # what the match below would find, without trying each of its cases
     match event:
         case ProcessingStarted(gateway=gateway) | PaymentRerouted(gateway=gateway):
             changes["gateway"] = gateway
