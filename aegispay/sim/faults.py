@@ -54,6 +54,11 @@ class PlannedFault:
     slow: bool = False
 
 
+# The plans of most calls, made once: a plan is a frozen value, so every call may share them.
+NO_FAULT = PlannedFault()
+ONLY_SLOW = PlannedFault(None, slow=True)
+
+
 # The seed's names: simulate_X switches a fault on, X_rate sets how often.
 SEED_NAMES = {
     "simulate_timeout": ("timeout_after_rate", "timeout_rate"),
@@ -207,13 +212,13 @@ class FaultInjector:
                 if scheduled_operation == operation:
                     del self._schedule[index]
                     if scheduled == "slow":
-                        return PlannedFault(None, slow=True)
+                        return ONLY_SLOW
                     return self._allowed(scheduled, operation, slow=False)
             slow = slow_pick < self.config.slow_rate
             for kind, top in self._bands:
                 if pick < top:
                     return self._allowed(kind, operation, slow)
-            return PlannedFault(None, slow)
+            return ONLY_SLOW if slow else NO_FAULT
 
     def before(self, gateway: str, operation: str, fault: PlannedFault) -> None:
         """Strike what comes before the gateway acts: latency, a connect timeout, a refusal."""
