@@ -67,6 +67,8 @@ def stored_key(record: ChargeRecord) -> str:
 
 def same_request(held: ChargeRecord, new: ChargeRecord) -> ChargeRecord:
     """Return the record held for a repeated key; refuse a key reused for another charge."""
+    if held is new:
+        return held  # the first request for the key: nothing to compare it with
     if held.cancelled:
         return held  # the reference is fenced: the charge is refused, no money moves
     if (held.merchant_reference, held.amount, held.payment_method) != (
