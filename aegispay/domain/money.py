@@ -131,6 +131,8 @@ def _exact_decimal(value: object) -> Decimal:
 
 def _first_non_ascii(text: str) -> str:
     """Name the first character of text outside ASCII, or return "" when it is all ASCII."""
+    if text.isascii():
+        return ""  # the usual case, answered in one pass in C
     return next((code_point(char) for char in text if not char.isascii()), "")
 
 
