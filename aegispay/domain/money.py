@@ -196,7 +196,14 @@ class Money(BaseModel):
         return Decimal(self.minor).scaleb(-self.exponent)
 
     def __str__(self) -> str:
-        return f"{self.decimal:.{self.exponent}f} {self.currency}"
+        exponent = self.exponent
+        if self.minor < 0:  # never built validated; shown as Decimal shows it
+            return f"{self.decimal:.{exponent}f} {self.currency}"
+        # In integer arithmetic: the same text as formatting `decimal`, without a Decimal.
+        whole, fraction = divmod(self.minor, 10**exponent)
+        if not exponent:
+            return f"{whole} {self.currency}"
+        return f"{whole}.{fraction:0{exponent}d} {self.currency}"
 
     def __eq__(self, other: Any) -> bool:
         if isinstance(other, Money):
