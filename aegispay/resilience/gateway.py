@@ -49,16 +49,18 @@ class ResilientGateway:
         self._clock = clock
         self._metrics = metrics
         self._rng = rng
-        # Built once: a tenacity retrier per operation, shared by every call.
-        self._retriers = {
-            "charge": self._retrier("charge", charge_is_retryable),
-            "status": self._retrier("status", lookup_is_retryable),
-            "cancel": self._retrier("cancel", lookup_is_retryable),
+        # What each operation retries, and its metric names.
+        self._retryable = {
+            "charge": charge_is_retryable,
+            "status": lookup_is_retryable,
+            "cancel": lookup_is_retryable,
         }
-        # The metric names of each operation, also built once.
         self._prefixes = {
-            operation: f"gateway.{self._name}.{operation}" for operation in self._retriers
+            operation: f"gateway.{self._name}.{operation}" for operation in self._retryable
         }
+        # A tenacity retrier per operation, built at its first call and shared by every later
+        # one: a process that never cancels (most never do) never builds that one.
+        self._retriers: dict[str, Retrying] = {}
 
     @property
     def name(self) -> str:
@@ -102,5 +104,12 @@ class ResilientGateway:
                 self._metrics.increment(f"{prefix}.failed.{kind_of(error)}")
                 raise
 
-        result: R = self._retriers[operation](attempt)
+        retrier = self._retriers.get(operation)
+        if retrier is None:
+            # Two threads may both build one here: either serves (a retrier keeps each call's
+            # state per thread), and the last one stored is kept.
+            retrier = self._retriers[operation] = self._retrier(
+                operation, self._retryable[operation]
+            )
+        result: R = retrier(attempt)
         return result
