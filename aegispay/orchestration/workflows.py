@@ -45,14 +45,10 @@ def load(ports: Ports, payment_id: str) -> IO[Payment | None]:
 def require(ports: Ports, payment_id: str) -> IO[Payment]:
     """Rebuild a payment, or fail with PaymentNotFound."""
 
-    def found() -> Payment:
-        payment = ports.folds.replay(ports.events.read(payment_id))
-        if payment is None:
-            raise PaymentNotFound(payment_id)
-        return payment
+    def found(payment: Payment | None) -> IO[Payment]:
+        return IO.of(payment) if payment is not None else IO.fail(PaymentNotFound(payment_id))
 
-    # One step, as `load`, failing inside it when the stream is empty.
-    return IO.delay(found)
+    return load(ports, payment_id).flat_map(found)
 
 
 def append(ports: Ports, payment: Payment | None, events: Sequence[PaymentEvent]) -> IO[Payment]:
