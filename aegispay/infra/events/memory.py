@@ -41,10 +41,10 @@ class InMemoryEventStore:
         # Rows are immutable: those that are the very objects checked before need no second
         # check (a tampered row is a new object, so it is checked). Only the rest are.
         known = len(checked)
-        if known == len(events) and all(map(operator.is_, checked, events)):
-            return events  # nothing written or replaced since the last check: none to check
         if known > len(events) or not all(map(operator.is_, checked, events)):
             known = 0
+        elif known == len(events):
+            return events  # nothing written or replaced since the last check: none to check
         # The payload is serialised again to check it: what is held is the parsed event.
         unchecked = ((recorded, event_to_json(recorded.event)) for recorded in events[known:])
         check_stream(stream_id, unchecked, after=checked[known - 1] if known else None)
