@@ -80,7 +80,8 @@ def step(  # noqa: PLR0911 - one return per row of the transition table
         case State.CLOSED, Event.REQUEST:
             return Decision(breaker, True, "")
         case State.CLOSED, Event.SUCCESS:
-            return Decision(replace(breaker, failures=0), True, "")
+            # Nearly every success finds no failures counted: the breaker stays as it is.
+            return Decision(replace(breaker, failures=0) if breaker.failures else breaker, True, "")
         case State.CLOSED, Event.FAILURE if breaker.failures + 1 >= config.failure_threshold:
             opened = Breaker(State.OPEN, breaker.failures + 1, now)
             return Decision(opened, True, f"{opened.failures} consecutive failures")
@@ -164,14 +165,6 @@ class CircuitBreaker:
     def _apply(self, event: BreakerEvent) -> bool:
         with self._mutex:
             before = self._breaker
-            # The common rows, answered without building a Decision: a closed breaker with no
-            # failures counted lets a request through, and a success leaves it as it is (`step`
-            # would return an equal breaker, allowed, with no cause).
-            if before.state is BreakerState.CLOSED and (
-                event is BreakerEvent.REQUEST
-                or (event is BreakerEvent.SUCCESS and before.failures == 0)
-            ):
-                return True
             decision = step(before, event, self._clock.now(), self.config)
             self._breaker = decision.breaker
             if decision.breaker.state is not before.state:
