@@ -7,6 +7,7 @@ import multiprocessing
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,29 @@ def _create_in_child(store_urls: dict[str, str], results: multiprocessing.Queue[
         results.put(pay.create_payment(**REQUEST).id)
 
 
-def test_concurrent_creates_from_separate_processes_make_exactly_one_payment(
-    tmp_path: Path,
-) -> None:
+def in_children(
+    target: Callable[[dict[str, str], multiprocessing.Queue[str]], None],
+    store_urls: dict[str, str],
+    count: int,
+) -> list[str]:
+    """Start `count` processes at once on the same files; return what each put on the queue,
+    once every one has exited cleanly."""
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[str] = context.Queue()
-    children = [
-        context.Process(target=_create_in_child, args=(urls(tmp_path), results)) for _ in range(6)
-    ]
+    children = [context.Process(target=target, args=(store_urls, results)) for _ in range(count)]
     for child in children:
         child.start()
-    ids = [results.get(timeout=60) for _ in children]
+    outcomes = [results.get(timeout=120) for _ in children]
     for child in children:
         child.join(timeout=60)
         assert child.exitcode == 0
+    return outcomes
+
+
+def test_concurrent_creates_from_separate_processes_make_exactly_one_payment(
+    tmp_path: Path,
+) -> None:
+    ids = in_children(_create_in_child, urls(tmp_path), 6)
     assert len(set(ids)) == 1
     with AegisPay.open(**urls(tmp_path)) as pay:
         assert len(pay.list_payments()) == 1
@@ -235,17 +245,7 @@ def _open_new_file(store_urls: dict[str, str], results: multiprocessing.Queue[st
 def test_eight_processes_opening_the_same_new_files_at_once_all_open_them(
     tmp_path: Path,
 ) -> None:
-    context = multiprocessing.get_context("spawn")
     for attempt in range(3):
         files = tmp_path / str(attempt)
         files.mkdir()
-        results: multiprocessing.Queue[str] = context.Queue()
-        children = [
-            context.Process(target=_open_new_file, args=(urls(files), results)) for _ in range(8)
-        ]
-        for child in children:
-            child.start()
-        outcomes = [results.get(timeout=120) for _ in children]
-        for child in children:
-            child.join(timeout=60)
-        assert outcomes == ["opened"] * 8
+        assert in_children(_open_new_file, urls(files), 8) == ["opened"] * 8
