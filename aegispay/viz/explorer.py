@@ -22,7 +22,7 @@ from aegispay.viz.diagrams import (
     state_machine_diagram,
 )
 from aegispay.viz.ledgers import ledger_rows, ledgers_table
-from aegispay.viz.rendering import Rendered
+from aegispay.viz.rendering import Rendered, static_html
 
 # Pictures sit side by side while they fit and wrap below each other on a narrower screen.
 ROW = w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start")
@@ -43,11 +43,11 @@ class Snapshot:
         return f"<{type(self).__name__}>"
 
     def _repr_html_(self) -> str:
-        return self.snapshot_html()
+        return static_html(self.snapshot_html())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        bundle["text/html"] = self.snapshot_html()
+        bundle["text/html"] = static_html(self.snapshot_html())
         bundle["text/plain"] = self.summary()
         return bundle
 

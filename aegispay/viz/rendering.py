@@ -2,11 +2,19 @@
 
 `render_svg` tries each renderer in turn and never raises: when none can draw, the result shows
 the DOT source with a one-line hint, so a notebook cell never fails for want of Graphviz.
+
+Every picture also carries a PNG drawn from its SVG (resvg, with the DejaVu fonts matplotlib
+ships, so the raster is the same on every machine): a notebook opened without trust (a fresh
+clone, GitHub, nbviewer) strips SVG from HTML and falls back from `image/svg+xml` to text, but
+draws a PNG. `static_html` turns a widget's live HTML into that form for its saved fallback.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -93,6 +101,9 @@ class Rendered:
     def _repr_svg_(self) -> str | None:
         return self.svg
 
+    def _repr_png_(self) -> bytes | None:
+        return None if self.svg is None else svg_to_png(self.svg)
+
     def _repr_html_(self) -> str | None:
         # Only without SVG: a notebook prefers HTML over SVG when an object offers both.
         if self.svg is not None:
@@ -110,6 +121,69 @@ class Rendered:
         if self.svg is None:
             return f"{HINT}\n{self.source}"
         return f"<diagram drawn by {self.engine}, {len(self.svg)} characters of SVG>"
+
+
+# Raster pixels per CSS pixel: sharp on a high-density screen and on a projector.
+PNG_ZOOM = 2.0
+SVG_ELEMENT = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)(pt|px)?"[^>]*?\sheight="([\d.]+)(pt|px)?"')
+PX_PER_UNIT = {"pt": 96 / 72, "px": 1.0, None: 1.0}
+
+
+@functools.cache
+def _font_folder() -> str | None:
+    # matplotlib ships DejaVu; fonts of our own choosing make the PNG the same on every machine.
+    try:
+        import matplotlib  # noqa: PLC0415 - only to find its fonts
+    except ImportError:
+        return None
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+
+
+@functools.lru_cache(maxsize=256)
+def svg_to_png(svg: str) -> bytes | None:
+    """The SVG drawn as a PNG at twice its CSS size, or None when no rasteriser is installed."""
+    try:
+        import resvg_py  # noqa: PLC0415 - optional: without it a picture is SVG only
+    except ImportError:
+        return None
+    folder = _font_folder()
+    try:
+        png = resvg_py.svg_to_bytes(
+            svg_string=svg[svg.find("<svg") :], dpi=96.0, zoom=PNG_ZOOM, background="white",
+            skip_system_fonts=folder is not None, font_dirs=[folder] if folder else None,
+            font_family="DejaVu Sans", sans_serif_family="DejaVu Sans",
+            serif_family="DejaVu Serif", monospace_family="DejaVu Sans Mono",
+        )  # fmt: skip
+    # A picture that cannot be rasterised still shows as SVG where trust allows: never fail a cell.
+    except Exception:
+        return None
+    return bytes(png)
+
+
+def css_width(svg: str) -> float | None:
+    """The width the SVG asks for, in CSS pixels (None when it names no width)."""
+    found = SVG_SIZE.search(svg)
+    return None if found is None else float(found[1]) * PX_PER_UNIT[found[2]]
+
+
+def png_img(svg: str) -> str:
+    """An <img> of the SVG as an embedded PNG at the SVG's own size, or the SVG when no PNG."""
+    png = svg_to_png(svg)
+    if png is None:
+        return svg
+    width = css_width(svg)
+    size = f' width="{width:.0f}"' if width else ""
+    source = base64.b64encode(png).decode()
+    return (
+        f'<img src="data:image/png;base64,{source}"{size} alt="diagram" '
+        'style="max-width:100%;height:auto">'
+    )
+
+
+def static_html(live: str) -> str:
+    """HTML that draws without trust: every inline <svg> replaced by a PNG <img> of it."""
+    return SVG_ELEMENT.sub(lambda found: png_img(found[0]), live)
 
 
 def render_svg(dot_source: str, renderers: Sequence[Renderer] = RENDERERS) -> Rendered:
