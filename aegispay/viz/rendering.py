@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import io
 import re
 import shutil
 import subprocess
@@ -123,8 +124,10 @@ class Rendered:
         return f"<diagram drawn by {self.engine}, {len(self.svg)} characters of SVG>"
 
 
-# Raster pixels per CSS pixel: sharp on a high-density screen and on a projector.
-PNG_ZOOM = 2.0
+# Raster pixels per CSS pixel: sharp on a projector; a 64-colour palette keeps saved notebooks
+# small (diagrams hold few colours; the palette halves the bytes with no visible loss).
+PNG_ZOOM = 1.5
+PNG_COLOURS = 64
 SVG_ELEMENT = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
 SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)(pt|px)?"[^>]*?\sheight="([\d.]+)(pt|px)?"')
 PX_PER_UNIT = {"pt": 96 / 72, "px": 1.0, None: 1.0}
@@ -144,7 +147,8 @@ def _font_folder() -> str | None:
 def svg_to_png(svg: str) -> bytes | None:
     """The SVG drawn as a PNG at twice its CSS size, or None when no rasteriser is installed."""
     try:
-        import resvg_py  # noqa: PLC0415 - optional: without it a picture is SVG only
+        import PIL.Image  # noqa: PLC0415 - optional: without them a picture is SVG only
+        import resvg_py  # noqa: PLC0415
     except ImportError:
         return None
     folder = _font_folder()
@@ -155,10 +159,13 @@ def svg_to_png(svg: str) -> bytes | None:
             font_family="DejaVu Sans", sans_serif_family="DejaVu Sans",
             serif_family="DejaVu Serif", monospace_family="DejaVu Sans Mono",
         )  # fmt: skip
+        image = PIL.Image.open(io.BytesIO(bytes(png))).convert("RGB")
+        small = io.BytesIO()
+        image.quantize(colors=PNG_COLOURS).save(small, "PNG", optimize=True)
     # A picture that cannot be rasterised still shows as SVG where trust allows: never fail a cell.
     except Exception:
         return None
-    return bytes(png)
+    return small.getvalue()
 
 
 def css_width(svg: str) -> float | None:
