@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import graphviz
 
@@ -27,9 +27,12 @@ VISITED = "#e0e7ff"
 # "You are here": the one fill no other node uses, with a bold border.
 LIT = "#fde047"
 TAKEN = "#1d4ed8"
-# Graphviz scales a larger drawing down to this box (inches): 10 in is 720 pt, 960 px, so every
-# diagram fits a 1,366 px laptop screen beside the notebook's margins, however the tables grow.
-MAX_SIZE = "10,10"
+# The focused picture's type (points) and the grey of what it fades.
+FOCUS_FONT = "22"
+FADED = "gray80"
+# Graphviz scales a larger drawing down to this box (inches): 9.1 in is 655 pt, 873 px, so every
+# diagram fits JupyterLab's output column (about 900 px at 1,366 px), however the tables grow.
+MAX_SIZE = "9.1,10"
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,15 @@ def current_state(history: Sequence[PaymentEvent] | Sequence[RecordedEvent]) -> 
 
 def state_machine_diagram(
     history: Sequence[PaymentEvent] | Sequence[RecordedEvent] = (),
+    *,
+    focus: bool = False,
 ) -> Rendered:
     """The payment state machine; with a payment's history its current state is lit (yellow,
-    bold border) and the path it took is bold, each taken edge labelled with its versions."""
+    bold border) and the path it took is bold, each taken edge labelled with its versions.
+
+    `focus=True` is for a room: the path taken in large type, every other edge faded and
+    unlabelled, and the states not reached faded.
+    """
     steps = walk(history)
     now = current_state(history)
     versions: dict[tuple[PaymentState, str, PaymentState], list[int]] = defaultdict(list)
@@ -89,16 +98,25 @@ def state_machine_diagram(
     )
     graph.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica")
     graph.attr("edge", fontname="Helvetica", fontsize="10")
+    if focus:
+        graph.attr("node", fontsize=FOCUS_FONT)
+        graph.attr("edge", fontsize=FOCUS_FONT)
     for state in PaymentState:
         if state is now:
             graph.node(state.value, f"{state.value}\nnow", fillcolor=LIT, penwidth="3")
             continue
         colour = TERMINAL_COLOUR.get(state, VISITED if state in visited else "white")
+        if focus and history and state not in visited:
+            graph.node(state.value, fillcolor="white", color=FADED, fontcolor=FADED)
+            continue
         graph.node(state.value, fillcolor=colour, penwidth="2" if state in visited else "1")
     for source, exits in TRANSITIONS.items():
         for event, target in exits.items():
             seen = versions.get((source, event, target))
             label = f"{', '.join(f'v{v}' for v in seen)}: {event}" if seen else event
+            if focus and not seen:
+                graph.edge(source.value, target.value, color=FADED, arrowsize="0.6")
+                continue
             graph.edge(
                 source.value, target.value, label=label,
                 color=TAKEN if seen else "gray40", penwidth="2.5" if seen else "1",
@@ -125,14 +143,20 @@ LINK = {
 }
 
 
-def breaker_diagram(breaker: CircuitBreaker) -> Rendered:
+def breaker_diagram(
+    breaker: CircuitBreaker, now: datetime | None = None, gateway_note: str = ""
+) -> Rendered:
     """A breaker's three states, the current one filled and labelled, each edge with how often it
-    was taken, and the gateway behind it: connected when CLOSED, disconnected when OPEN."""
+    was taken, and the gateway behind it: connected when CLOSED, disconnected when OPEN.
+
+    Given the clock's `now`, an open breaker also says how long until its probe; a
+    `gateway_note` (the faults injected there, say) is written in the gateway's box.
+    """
     counts = Counter((t.source, t.target) for t in breaker.transitions)
     graph = graphviz.Digraph(
         f"breaker-{breaker.name}",
-        graph_attr={"rankdir": "LR", "size": MAX_SIZE, "label": f"breaker of {breaker.name}",
-                    "labelloc": "t", "fontname": "Helvetica", "fontsize": "12"},
+        graph_attr={"rankdir": "LR", "size": MAX_SIZE, "label": breaker_title(breaker, now),
+                    "labelloc": "t", "fontname": "Helvetica", "fontsize": "14"},
     )  # fmt: skip
     graph.attr("node", shape="circle", style="filled", fontname="Helvetica", fixedsize="true",
                width="1.15", fontsize="11", fillcolor="white")  # fmt: skip
@@ -156,13 +180,25 @@ def breaker_diagram(breaker: CircuitBreaker) -> Rendered:
     said, style, colour, head = LINK[breaker.state]
     down = breaker.state is BreakerState.OPEN
     graph.node(
-        "gateway", f"gateway\n{breaker.name}", shape="box", fixedsize="false",
-        style="rounded,filled,dashed" if down else "rounded,filled",
+        "gateway", "\n".join(filter(None, ("gateway", breaker.name, gateway_note))),
+        shape="box", fixedsize="false", style="rounded,filled,dashed" if down else "rounded,filled",
         fillcolor="#f3f4f6" if down else "white", fontcolor="gray40" if down else "black",
     )  # fmt: skip
     graph.edge(breaker.state.value, "gateway", label=said, style=style, color=colour,
                fontcolor=colour, arrowhead=head, penwidth="2")  # fmt: skip
     return render_svg(graph.source)
+
+
+def breaker_title(breaker: CircuitBreaker, now: datetime | None = None) -> str:
+    """The breaker's name and, when it is open and the time is known, how long until its probe."""
+    title = f"breaker of {breaker.name}"
+    opened = [t.at for t in breaker.transitions if t.target is BreakerState.OPEN]
+    if now is None or breaker.state is not BreakerState.OPEN or not opened:
+        return title
+    left = (opened[-1] + timedelta(seconds=breaker.config.timeout) - now).total_seconds()
+    if left > 0:
+        return f"{title} · clock {now:%H:%M:%S} · open {left:g} s more, then one probe"
+    return f"{title} · clock {now:%H:%M:%S} · cool-down over: the next call is the probe"
 
 
 STATE_FILL = {

@@ -1,10 +1,12 @@
 """The crash theatre's two stages: where the engine process runs, dies and comes back.
 
-`SimulatedStage` runs the engine in this process on memory; its crash is a ProcessCrash raised
-at the chosen boundary. `KilledStage` runs each payment in a real worker process on SQLite files
-in a temporary folder (`aegispay.viz.theatre_worker`): the worker stops at the boundary and the
-stage kills it with SIGKILL; restarting reopens the same files as the next process. Both offer
-`pay`, `restart` and `recover`, and `engine`: the engine whose stores the pictures read.
+`SimulatedStage` runs the engine in this process on memory, on a virtual clock: the gateway
+answers in 0.35 s and a restart takes 2 s, both simulated. Its crash is a ProcessCrash raised at
+the chosen boundary. `KilledStage` runs each payment in a real worker process (its own pid) on
+SQLite files in a temporary folder (`aegispay.viz.theatre_worker`): the worker stops at the
+boundary and the stage kills it with SIGKILL; restarting reopens the same files in this app's
+own process, which plays the next one and says so. Both offer `pay`, `restart` and `recover`,
+and `engine`: the engine whose stores the pictures read.
 `recovery_steps` tells a recovery run as steps, from its report and the events it appended.
 """
 
@@ -24,13 +26,19 @@ from typing import Protocol
 
 from aegispay.domain.payment import replay
 from aegispay.domain.states import PaymentState
+from aegispay.infra.clock import VirtualClock
 from aegispay.orchestration.ports import RecordedEvent
 from aegispay.recovery.coordinator import RecoveryReport
 from aegispay.sim.crashpoints import ProcessCrash, Side
+from aegispay.sim.faults import FailureConfig
 from aegispay.sim.harness import AegisPay
 
 # How long a worker may take to reach its boundary (it imports the package first).
 WORKER_TIMEOUT = 60.0
+# The simulated stage's timings, on its virtual clock: every gateway call answers this late (as
+# a "slow" fault that always strikes), and a dead process is back this long after its crash.
+GATEWAY_MILLISECONDS = 350
+RESTART_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -102,17 +110,30 @@ class Stage(Protocol):
         ...
 
 
+def process_number(engine: AegisPay) -> int:
+    """Which process this is: 1 for the first, one more for each restart."""
+    return engine.generation + 1
+
+
 class SimulatedStage:
     """The engine in this process on memory that stands for the disk; it dies by ProcessCrash."""
 
-    def __init__(self, seed: int = 12) -> None:
-        self.engine = AegisPay.in_memory(seed=seed, crash_points=True)
+    def __init__(self, seed: int = 12, clock: VirtualClock | None = None) -> None:
+        self.clock = clock or VirtualClock()
+        slow = FailureConfig(slow_rate=1.0, slow_delay_ms=GATEWAY_MILLISECONDS)
+        self.engine = AegisPay.in_memory(
+            seed=seed, clock=self.clock, faults=slow, crash_points=True
+        )
         self.process = self._alive()
 
     def _alive(self) -> ProcessView:
+        number = process_number(self.engine)
+        if number == 1:
+            return ProcessView(True, "process 1: alive", "its stores in memory stand for the disk")
         return ProcessView(
-            True, f"alive · generation {self.engine.generation}",
-            "the engine runs in this kernel; its stores stand for the disk",
+            True, f"process {number}: new, alive",
+            f"started {RESTART_SECONDS:g} s after the crash with its memory empty: "
+            "it knows only what the disk holds",
         )  # fmt: skip
 
     def pay(self, key: str, choice: CrashChoice) -> str:
@@ -122,14 +143,18 @@ class SimulatedStage:
             self.engine.crash_at(choice.boundary, choice.side, choice.nth)
         try:
             self.engine.process_payment(payment.id)
-        except ProcessCrash as crash:
-            self.process = ProcessView(False, "dead", f"{crash}: its memory and locks are gone")
+        except ProcessCrash:
+            self.process = ProcessView(
+                False, f"process {process_number(self.engine)}: dead",
+                f"it died {choice.words}: its memory and locks are gone",
+            )  # fmt: skip
         else:
             self.engine.crashpoints.disarm()
         return payment.id
 
     def restart(self) -> None:
         """A new engine over the same stores, as a restarted process would open them."""
+        self.clock.advance(RESTART_SECONDS)
         self.engine = self.engine.restart()
         self.process = self._alive()
 
@@ -153,8 +178,9 @@ class KilledStage:
         self.engine = AegisPay.open(store=self.store, gateway=self.gateway)
         self.worker: subprocess.Popen[str] | None = None
         self.process = ProcessView(
-            True, "ready", f"each payment runs in a new worker process on {folder}"
+            True, "ready", f"each payment runs in a new worker process, its own pid, on {folder}"
         )
+        self.killed: int | None = None
 
     def pay(self, key: str, choice: CrashChoice) -> str:
         """Run the worker; when it says it stopped at the boundary, kill it with SIGKILL."""
@@ -171,19 +197,20 @@ class KilledStage:
         )  # fmt: skip
         said = read_until(worker, ("stopped", "settled"), WORKER_TIMEOUT)
         payment_id = next(line.split()[1] for line in said if line.startswith("created "))
-        last = said[-1]
-        if last.startswith("stopped "):
+        if said[-1].startswith("stopped "):
             os.kill(worker.pid, signal.SIGKILL)
             status = worker.wait(timeout=WORKER_TIMEOUT)
+            self.killed = worker.pid
             self.process = ProcessView(
-                False, "dead: killed with SIGKILL",
-                f"worker pid {worker.pid} stopped {last.removeprefix('stopped ')}; "
-                f"it was killed with SIGKILL (exit status {status})",
+                False, f"worker pid {worker.pid}: killed",
+                f"it stopped {choice.words}, and was killed with SIGKILL (exit status {status})",
             )  # fmt: skip
         else:
             status = worker.wait(timeout=WORKER_TIMEOUT)
             self.process = ProcessView(
-                True, "finished", f"worker pid {worker.pid} settled the payment (exit {status})"
+                True,
+                f"worker pid {worker.pid}: finished",
+                f"it settled the payment (exit {status})",
             )
         return payment_id
 
@@ -191,8 +218,9 @@ class KilledStage:
         """Reopen the same files as the next process: nothing of the dead one's memory."""
         self.engine = self.engine.restart()
         self.process = ProcessView(
-            True, f"alive · generation {self.engine.generation}",
-            f"pid {os.getpid()} reopened the worker's files as the next process",
+            True, f"next process: this app, pid {os.getpid()}",
+            f"not the killed worker (pid {self.killed}): the app's own process plays the next "
+            "one, reopening the worker's files with its memory empty",
         )  # fmt: skip
 
     def recover(self) -> RecoveryReport:
