@@ -87,9 +87,9 @@ def test_the_crash_lab_crashes_restarts_and_recovers_to_clean_invariants() -> No
     lab = CrashLab(AegisPay.in_memory(seed=3))
     lab.boundary.value, lab.side.value = "gateway.charge", "after"
     lab.crash_button.click()
-    assert "the process died" in lab.log.value
+    assert "the process died" in lab.log.text
     lab.restart_button.click()
-    assert "1 payment(s) in flight" in lab.log.value
+    assert "1 payment(s) in flight" in lab.log.text
     lab.recover_button.click()
-    assert "0 violation(s); charges: 1" in lab.log.value
+    assert "0 violation(s); charges: 1" in lab.log.text
     assert lab.pay.list_payments(PaymentState.SUCCESS)

@@ -9,6 +9,7 @@ asks the gateway.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +25,7 @@ from aegispay.sim.harness import AegisPay
 Verdict = Literal["agree", "disagree", "unsettled"]
 MARK = {"agree": "✔ agree", "disagree": "✘ disagree", "unsettled": "… unsettled"}
 STYLE = (
-    ".aegispay-ledgers{border-collapse:collapse;font-family:Helvetica,sans-serif;font-size:13px}"
+    ".aegispay-ledgers{border-collapse:collapse;font-family:Helvetica,sans-serif;font-size:14px}"
     ".aegispay-ledgers td,.aegispay-ledgers th{border:1px solid #d1d5db;padding:3px 8px}"
 )
 COLOUR = {"agree": "#d8f3dc", "disagree": "#ffd6d6", "unsettled": "#fff3bf"}
@@ -97,19 +98,48 @@ def ledger_rows(pay: AegisPay) -> list[LedgerRow]:
     return compare_ledgers(payments, ledgers)
 
 
-def ledgers_table(rows: Sequence[LedgerRow], gateways: Sequence[str]) -> str:
-    """The rows as an HTML table: our state and amount, each gateway's record, and the verdict."""
+def ledgers_table(
+    rows: Sequence[LedgerRow],
+    gateways: Sequence[str],
+    focus: str | None = None,
+    limit: int | None = None,
+) -> str:
+    """The rows as an HTML table: our state and amount, each gateway's record, and the verdict.
+
+    With a `limit`, a long list is summarised: the `focus` payment's row first, then the rows
+    that do not agree, then the others, up to `limit` rows; the caption counts them all.
+    """
+    shown = summarise(rows, focus, limit)
     head = "".join(f"<th>{html.escape(name)}'s ledger</th>" for name in gateways)
-    body = "".join(_row(row, gateways) for row in rows) or (
+    body = "".join(_row(row, gateways) for row in shown) or (
         f'<tr><td colspan="{len(gateways) + 3}"><i>no payments yet</i></td></tr>'
     )
-    agreed = sum(row.verdict == "agree" for row in rows)
+    verdicts = Counter(row.verdict for row in rows)
+    caption = f"two ledgers: {verdicts['agree']} of {len(rows)} agree"
+    if len(shown) < len(rows):
+        listed = {id(row) for row in shown}
+        others = Counter(row.verdict for row in rows if id(row) not in listed)
+        tally = ", ".join(f"{n} {verdict}" for verdict, n in others.items())
+        caption += (
+            f" · listed: the chosen payment, then those not agreeing; {others.total()} more "
+            f"not listed ({tally})"
+        )
     return (
         f"<style>{STYLE}</style>"
         '<table class="aegispay-ledgers">'
-        f"<caption>two ledgers: {agreed} of {len(rows)} agree</caption>"
+        f"<caption>{caption}</caption>"
         f"<tr><th>payment</th><th>our record</th>{head}<th>verdict</th></tr>{body}</table>"
     )
+
+
+def summarise(
+    rows: Sequence[LedgerRow], focus: str | None = None, limit: int | None = None
+) -> list[LedgerRow]:
+    """At most `limit` rows: the `focus` payment's first, then those that do not agree."""
+    if limit is None or len(rows) <= limit:
+        return list(rows)
+    first = sorted(rows, key=lambda row: (row.reference != focus, row.verdict == "agree"))
+    return first[:limit]
 
 
 def _row(row: LedgerRow, gateways: Sequence[str]) -> str:

@@ -20,13 +20,22 @@ import ipywidgets as w
 from pydantic import ValidationError
 
 from aegispay.domain.errors import AegisPayError
-from aegispay.sim.crashpoints import BOUNDARIES, SIDES, ProcessCrash
+from aegispay.sim.crashpoints import BOUNDARIES, ProcessCrash, sides_of
 from aegispay.sim.faults import EXCLUSIVE_KINDS, FailureConfig
 
 # The engine's pieces these widgets drive, in one place.
 from aegispay.sim.harness import AegisPay
 from aegispay.viz.diagrams import LeaseWindow, breaker_diagram
-from aegispay.viz.explorer import PaymentExplorer, Snapshot, pictures_html
+from aegispay.viz.explorer import (
+    AS_WIDE_AS_ITS_WORDS,
+    LABELLED,
+    TOGGLES,
+    LogView,
+    PaymentExplorer,
+    Snapshot,
+    guarded,
+    pictures_html,
+)
 from aegispay.viz.rendering import Rendered
 
 
@@ -46,7 +55,8 @@ def explain_refusal(rates: Mapping[str, float], error: ValidationError) -> str:
 
 class FaultPanel(Snapshot):
     """One slider per fault kind, a button that sends payments through the faults, and a picture
-    of every gateway's circuit breaker, redrawn after each batch, heal or cool-down.
+    of every gateway's circuit breaker and the clock, redrawn after each slider, batch, heal or
+    cool-down.
 
         panel = FaultPanel(AegisPay.in_memory(seed=4))
         panel.sliders["network"].value = 1.0; panel.send_button.click()  # breakers open
@@ -57,28 +67,35 @@ class FaultPanel(Snapshot):
 
     def __init__(self, pay: AegisPay, batch: int = 5) -> None:
         self.pay = pay
-        self.sent = 0
+        self.sent = self.batches = 0
         self.sliders = {
             kind: w.FloatSlider(value=pay.faults_config.rate(kind), min=0, max=1, step=0.05,
-                                description=kind, continuous_update=False)
+                                description=kind, continuous_update=False,
+                                style={"description_width": "10em"})
             for kind in self.KINDS
         }  # fmt: skip
         self.status = w.HTML()
         self.outcomes = w.HTML()
         self.breaker_pictures = w.HTML()
-        self.heal_button = w.Button(description="Heal everything", icon="medkit")
-        self.batch = w.BoundedIntText(value=batch, min=1, max=100, description="payments")
-        self.send_button = w.Button(description="Send them", icon="paper-plane")
-        self.wait_button = w.Button(description=f"Let {self.cool_down:g} s pass", icon="clock")
+        self.heal_button = w.Button(description="Heal everything", icon="medkit",
+                                    **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.batch = w.BoundedIntText(value=batch, min=1, max=100, description="payments",
+                                      layout={"width": "11em"})  # fmt: skip
+        self.send_button = w.Button(icon="paper-plane", **AS_WIDE_AS_ITS_WORDS)
+        self.wait_button = w.Button(description=f"Let {self.cool_down:g} s pass", icon="clock",
+                                    **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
         for slider in self.sliders.values():
-            slider.observe(lambda _change: self.apply(), names="value")
-        self.heal_button.on_click(lambda _button: self.heal())
-        self.send_button.on_click(lambda _button: self.send())
-        self.wait_button.on_click(lambda _button: self.wait())
-        actions = w.HBox([self.batch, self.send_button, self.wait_button, self.heal_button])
+            slider.observe(guarded(self.status, self.apply), names="value")
+        self.batch.observe(guarded(self.status, self._label_send), names="value")
+        self.heal_button.on_click(guarded(self.status, self.heal))
+        self.send_button.on_click(guarded(self.status, self.send))
+        self.wait_button.on_click(guarded(self.status, self.wait))
+        actions = w.HBox([self.batch, self.send_button, self.wait_button, self.heal_button],
+                         layout={"flex_flow": "row wrap"})  # fmt: skip
         self.widget = w.VBox([
             *self.sliders.values(), actions, self.status, self.outcomes, self.breaker_pictures
         ])  # fmt: skip
+        self._label_send()
         self.redraw()
 
     @property
@@ -86,23 +103,39 @@ class FaultPanel(Snapshot):
         """The longest time any breaker stays open before it lets a probe through."""
         return max(self.pay.circuit_breaker(name).config.timeout for name in self.pay.gateways)
 
+    def rates(self) -> dict[str, float]:
+        """The sliders' rates, by fault kind."""
+        return {kind: slider.value for kind, slider in self.sliders.items()}
+
     def apply(self) -> None:
         """Send the sliders' rates to the engine; a combination over 100% is refused and shown."""
-        rates = {kind: slider.value for kind, slider in self.sliders.items()}
+        rates = self.rates()
         try:
             config = FailureConfig.model_validate({f"{k}_rate": v for k, v in rates.items()})
         except ValidationError as error:
             self.status.value = f"<b>refused</b>: {html.escape(explain_refusal(rates, error))}"
             return
         self.pay.set_faults(config)
-        active = ", ".join(f"{kind} {rate:.0%}" for kind, rate in rates.items() if rate)
-        self.status.value = f"faults now: {active or 'none'}"
+        self.status.value = f"faults now: {self.faults_said()}"
+        self.redraw()
+
+    def faults_said(self) -> str:
+        """The faults injected now, in words ("none" when healed)."""
+        return ", ".join(f"{k} {rate:.0%}" for k, rate in self.rates().items() if rate) or "none"
 
     def heal(self) -> None:
-        """Set every slider to zero, which heals the engine."""
+        """Set every slider to zero, which heals the gateways; say which breakers stay open."""
         for slider in self.sliders.values():
             slider.value = 0.0
         self.apply()
+        still_open = [
+            n for n in self.pay.gateways if not self.pay.circuit_breaker(n).allows_request()
+        ]
+        if still_open:
+            self.status.value = (
+                f"healed: the gateways answer again, but the breakers of {', '.join(still_open)} "
+                f"stay open until their cool-down has passed (press Let {self.cool_down:g} s pass)"
+            )
         self.redraw()
 
     def send(self, count: int | None = None) -> Counter[str]:
@@ -120,13 +153,18 @@ class FaultPanel(Snapshot):
                 ends["process died"] += 1
                 break
         tally = ", ".join(f"{n} {end}" for end, n in ends.items())
-        self.outcomes.value = f"sent {ends.total()}: {tally}"
+        self.batches += 1
+        self.outcomes.value = (
+            f"batch {self.batches} at {self.pay.clock.now():%H:%M:%S}, sent {ends.total()}: {tally}"
+        )
         self.redraw()
         return ends
 
     def wait(self, seconds: float | None = None) -> None:
         """Let time pass on the engine's clock (a breaker's cool-down by default), and redraw."""
-        self.pay.clock.sleep(self.cool_down if seconds is None else seconds)
+        waited = self.cool_down if seconds is None else seconds
+        self.pay.clock.sleep(waited)
+        self.status.value = f"{waited:g} s passed: the clock says {self.pay.clock.now():%H:%M:%S}"
         self.redraw()
 
     def redraw(self) -> None:
@@ -136,14 +174,17 @@ class FaultPanel(Snapshot):
         ))  # fmt: skip
 
     def breaker(self, name: str = "primary") -> Rendered:
-        """The picture of one gateway's breaker as it is now."""
-        return breaker_diagram(self.pay.circuit_breaker(name))
+        """The picture of one gateway's breaker as it is now, with the faults injected there."""
+        note = f"faults: {self.faults_said()}"
+        return breaker_diagram(self.pay.circuit_breaker(name), self.pay.clock.now(), note)
+
+    def _label_send(self) -> None:
+        self.send_button.description = f"Send {self.batch.value} payments"
 
     def snapshot_html(self) -> str:
         """The rates, the last batch's outcome and the breakers, as they are now."""
-        rates = ", ".join(f"{k} {s.value:.0%}" for k, s in self.sliders.items() if s.value)
         return (
-            f"<p><b>faults</b>: {rates or 'none'}</p><p>{self.status.value}</p>"
+            f"<p><b>faults</b>: {self.faults_said()}</p><p>{self.status.value}</p>"
             f"<p>{self.outcomes.value}</p>{self.breaker_pictures.value}"
         )
 
@@ -155,7 +196,8 @@ class FaultPanel(Snapshot):
 
 class CrashLab(Snapshot):
     """Pick a boundary and a side, crash a payment there, restart, recover, check invariants;
-    after each click the payment's state machine, event timeline and both ledgers are redrawn.
+    after each click the process badge (alive or dead), the payment's state machine, event
+    timeline and both ledgers are redrawn.
 
         lab = CrashLab(AegisPay.in_memory(seed=12))
         lab.crash_button.click(); lab.restart_button.click(); lab.recover_button.click()
@@ -165,27 +207,50 @@ class CrashLab(Snapshot):
     def __init__(self, pay: AegisPay) -> None:
         self.pay = pay
         self.payments = 0
-        self.boundary = w.Dropdown(
-            options=BOUNDARIES, value="gateway.charge", description="crash at"
-        )
-        self.side = w.ToggleButtons(options=SIDES, value="after", description="side")
-        self.crash_button = w.Button(description="Pay, and crash there", icon="bolt")
-        self.restart_button = w.Button(description="Restart the process", icon="refresh")
-        self.recover_button = w.Button(description="Recover", icon="wrench")
-        self.log = w.Textarea(layout=w.Layout(width="100%", height="8em"), disabled=True)
+        self.process = 1
+        self.death: str | None = None
+        self.boundary = w.Dropdown(options=BOUNDARIES, value="gateway.charge",
+                                   description="crash at", **LABELLED)  # fmt: skip
+        self.side = w.ToggleButtons(options=sides_of("gateway.charge"), value="after",
+                                    description="side", **TOGGLES)  # fmt: skip
+        self.crash_button = w.Button(description="Pay, and crash there", icon="bolt",
+                                     **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.restart_button = w.Button(description="Restart the process", icon="refresh",
+                                       **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.recover_button = w.Button(description="Recover", icon="wrench",
+                                       **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.badge = w.HTML()
+        self.status = w.HTML()
+        self.log = LogView()
         self.explorer = PaymentExplorer(pay)
-        self.crash_button.on_click(lambda _button: self.pay_and_crash())
-        self.restart_button.on_click(lambda _button: self.restart())
-        self.recover_button.on_click(lambda _button: self.recover())
-        buttons = w.HBox([self.crash_button, self.restart_button, self.recover_button])
-        self.widget = w.VBox([self.boundary, self.side, buttons, self.log, self.explorer.widget])
+        self.boundary.observe(guarded(self.status, self._boundary_chosen), names="value")
+        self.side.observe(guarded(self.status, self.draw_badge), names="value")
+        self.crash_button.on_click(guarded(self.status, self.pay_and_crash))
+        self.restart_button.on_click(guarded(self.status, self.restart))
+        self.recover_button.on_click(guarded(self.status, self.recover))
+        buttons = w.HBox([self.crash_button, self.restart_button, self.recover_button],
+                         layout={"flex_flow": "row wrap"})  # fmt: skip
+        self.widget = w.VBox([
+            w.HBox([self.boundary, self.side], layout={"flex_flow": "row wrap"}), buttons,
+            self.badge, self.status, self.log.widget, self.explorer.widget,
+        ])  # fmt: skip
+        self.draw_badge()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the lab's engine process is running (a crash kills it until a restart)."""
+        return self.death is None
 
     def say(self, line: str) -> None:
-        """Append a line to the lab's log."""
-        self.log.value += line + "\n"
+        """Append a line to the lab's log, and show it as the status."""
+        self.log.say(line)
+        self.status.value = html.escape(line)
 
     def pay_and_crash(self) -> None:
         """Create a payment and process it with a crash armed at the chosen boundary."""
+        if not self.alive:
+            self.say(f"process {self.process} is dead: restart it before paying")
+            return
         self.payments += 1
         payment = self.pay.create_payment(
             idempotency_key=f"lab-{self.pay.settings.seed}-{self.payments}", amount="25.00",
@@ -195,32 +260,62 @@ class CrashLab(Snapshot):
         try:
             done = self.pay.process_payment(payment.id)
         except ProcessCrash as crash:
+            self.death = str(crash)
             self.say(f"{payment.id}: the process died ({crash}); restart it, then recover")
         else:
             self.pay.crashpoints.disarm()
             self.say(
                 f"{payment.id}: no crash on the way ({done.state}); that boundary was not crossed"
             )
+        self.draw_badge()
         self.explorer.show(payment.id)
 
     def restart(self) -> None:
         """Replace the engine by a new process over the same storage."""
         self.pay = self.explorer.pay = self.pay.restart()
+        self.process += 1
+        self.death = None
         in_flight = self.pay.list_payments("PROCESSING") + self.pay.list_payments("UNKNOWN")
-        self.say(f"restarted: {len(in_flight)} payment(s) in flight per the projection")
+        self.say(f"restarted as process {self.process}: {len(in_flight)} payment(s) in flight")
+        self.draw_badge()
         self.explorer.refresh()
 
     def recover(self) -> None:
-        """Run recovery and check every invariant."""
+        """Run recovery and check every invariant (a dead process can do neither)."""
+        if not self.alive:
+            self.say(f"process {self.process} is dead: restart it, then recover")
+            return
         report = self.pay.recover()
         found = self.pay.check_invariants()
         self.say(f"recovered: {report.as_dict()}")
         self.say(f"invariants: {found.violations} violation(s); charges: {len(self.pay.charges())}")
         self.explorer.refresh()
 
+    def draw_badge(self) -> None:
+        """Draw the process (alive or dead, and why) and the crash the next payment will meet."""
+        if self.alive:
+            colour, said = "#dcfce7", f"● process {self.process}: alive"
+        else:
+            colour, said = "#fecaca", f"✖ process {self.process}: dead ({self.death})"
+        armed = f"next payment dies {self.side.value} {self.boundary.value}"
+        self.badge.value = (
+            f'<div style="background:{colour};padding:6px 10px;border-radius:6px;font-size:18px">'
+            f'<b>{html.escape(said)}</b> <span style="font-size:14px">· {html.escape(armed)}'
+            "</span></div>"
+        )
+
+    def _boundary_chosen(self) -> None:
+        # Only a gateway call has an inside (the request on the wire); other boundaries have two.
+        sides = sides_of(self.boundary.value)
+        if tuple(self.side.options) != sides:
+            keep = self.side.value if self.side.value in sides else "after"
+            self.side.options = sides
+            self.side.value = keep
+        self.draw_badge()
+
     def snapshot_html(self) -> str:
-        """The log and the pictures as they are now."""
-        return f"<pre>{html.escape(self.log.value)}</pre>{self.explorer.snapshot_html()}"
+        """The badge, the log and the pictures as they are now."""
+        return f"{self.badge.value}{self.log.html()}{self.explorer.snapshot_html()}"
 
     def summary(self) -> str:
         """The payment on show and its state."""
@@ -249,28 +344,47 @@ class LeaseLab(Snapshot):
             ).id  # fmt: skip
         self.resource = f"payment:{payment_id}"
         self.explorer = PaymentExplorer(pay, payment_id)
-        self.worker = w.ToggleButtons(options=self.WORKERS, description="as")
-        self.take_button = w.Button(description=f"Take the lease ({ttl:g} s)", icon="lock")
-        self.extend_button = w.Button(description="Extend it", icon="plus")
-        self.release_button = w.Button(description="Release it", icon="unlock")
-        self.seconds = w.BoundedFloatText(value=10, min=0, max=3600, description="seconds")
-        self.advance_button = w.Button(description="Let them pass", icon="clock")
-        self.process_button = w.Button(description="Engine: process the payment", icon="play")
-        self.log = w.Textarea(layout=w.Layout(width="100%", height="6em"), disabled=True)
-        self.take_button.on_click(lambda _button: self.take())
-        self.extend_button.on_click(lambda _button: self.extend())
-        self.release_button.on_click(lambda _button: self.release())
-        self.advance_button.on_click(lambda _button: self.advance(self.seconds.value))
-        self.process_button.on_click(lambda _button: self.process())
+        self.worker = w.ToggleButtons(options=self.WORKERS, description="as",
+                                      **TOGGLES)  # fmt: skip
+        self.take_button = w.Button(description=f"Take the lease ({ttl:g} s)", icon="lock",
+                                    **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.extend_button = w.Button(description="Extend it", icon="plus",
+                                      **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.release_button = w.Button(description="Release it", icon="unlock",
+                                       **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.seconds = w.BoundedFloatText(value=10, min=0, max=3600, description="seconds",
+                                          layout={"width": "11em"})  # fmt: skip
+        self.advance_button = w.Button(description="Let them pass", icon="clock",
+                                       **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.process_button = w.Button(description="Engine: process the payment", icon="play",
+                                       **AS_WIDE_AS_ITS_WORDS)  # fmt: skip
+        self.status = w.HTML()
+        self.log = LogView()
+        self.worker.observe(guarded(self.status, self.introduce), names="value")
+        self.take_button.on_click(guarded(self.status, self.take))
+        self.extend_button.on_click(guarded(self.status, self.extend))
+        self.release_button.on_click(guarded(self.status, self.release))
+        self.advance_button.on_click(guarded(self.status, lambda: self.advance(self.seconds.value)))
+        self.process_button.on_click(guarded(self.status, self.process))
+        wrap = {"flex_flow": "row wrap"}
         self.widget = w.VBox([
-            w.HBox([self.worker, self.take_button, self.extend_button, self.release_button]),
-            w.HBox([self.seconds, self.advance_button, self.process_button]),
-            self.log, self.explorer.widget,
+            w.HBox([self.worker, self.take_button, self.extend_button, self.release_button],
+                   layout=wrap),
+            w.HBox([self.seconds, self.advance_button, self.process_button], layout=wrap),
+            self.status, self.log.widget, self.explorer.widget,
         ])  # fmt: skip
+        self.introduce()
 
     def say(self, line: str) -> None:
-        """Append a line to the lab's log, stamped with the clock."""
-        self.log.value += f"{self.pay.clock.now():%H:%M:%S} {line}\n"
+        """Append a line to the lab's log, stamped with the clock, and show it as the status."""
+        self.log.say(f"{self.pay.clock.now():%H:%M:%S} {line}")
+        self.status.value = html.escape(line)
+
+    def introduce(self) -> None:
+        """Say whom the buttons act for, and who holds the lease now."""
+        holder = self.pay.locks.holder(self.resource)
+        held = f"{holder} holds the lease" if holder else "nobody holds the lease"
+        self.status.value = f"you act as <b>{self.worker.value}</b>; {held}"
 
     def take(self) -> None:
         """The chosen worker asks for the lease; it gets it only if nobody holds it."""
@@ -328,7 +442,7 @@ class LeaseLab(Snapshot):
 
     def snapshot_html(self) -> str:
         """The log and the pictures as they are now."""
-        return f"<pre>{html.escape(self.log.value)}</pre>{self.explorer.snapshot_html()}"
+        return f"{self.log.html()}{self.explorer.snapshot_html()}"
 
     def summary(self) -> str:
         """Who holds the lock now."""
