@@ -34,6 +34,7 @@ from aegispay.infra.telemetry import MemoryLogger, MemoryMetrics
 from aegispay.infra.urls import StoreURL, parse_locks_url, parse_storage_urls, parse_store_url
 from aegispay.io import IO
 from aegispay.orchestration import workflows
+from aegispay.orchestration.policy import ENGINE_POLICY, Policy
 from aegispay.orchestration.ports import (
     Clock,
     EventStore,
@@ -216,8 +217,11 @@ class Engine:
         logger: Logger | None = None,
         metrics: MemoryMetrics | None = None,
         settings: Settings | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.clock: Clock = clock or VirtualClock()
+        # The replaceable decisions of processing: the engine's own unless another is given.
+        self.policy = policy or ENGINE_POLICY
         self.settings = settings or _settings(0, None, None)
         self.storage = storage or Storage.in_memory(self.clock)
         self.storage.events = events or self.storage.events
@@ -229,6 +233,8 @@ class Engine:
         self.event_store = self.storage.events
         self.projections = self.storage.projections
         self.locks: LockManager = locks or InMemoryLockManager(self.clock)
+        # A lock service outlives our process (Redis does); in-process locks die with it.
+        self._given_locks = locks
         # A provider outlives our process: gateways given here are handed to the next one.
         self._given_gateways = gateways
         chosen = gateways or [
@@ -261,6 +267,7 @@ class Engine:
             ids=self._ids,
             logger=self.logger,
             metrics=self.metrics,
+            policy=self.policy,
         )
         self._service = PaymentService(
             self.ports, self.wrap_port("locks", self.locks), self.settings.lock_ttl
@@ -383,6 +390,8 @@ class Engine:
             settings=settings,
             ids=ids,
             gateways=self._given_gateways,
+            locks=self._given_locks,
+            policy=self.policy,
         )
 
     def recover(self, until_quiet: bool = False) -> RecoveryReport:

@@ -6,13 +6,16 @@ import builtins
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import PaymentState
 from aegispay.orchestration.folds import Folds
+
+if TYPE_CHECKING:
+    from aegispay.orchestration.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,5 +244,7 @@ class Ports:
     ids: IdGenerator
     logger: Logger
     metrics: Metrics
+    # The replaceable decisions of processing (recovery, a failed charge, the order of start).
+    policy: Policy
     # Loads fold through it: a stream that has not moved since it was folded is not replayed.
     folds: Folds = field(default_factory=Folds)

@@ -14,6 +14,7 @@ from datetime import datetime
 from aegispay.domain import decisions
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.commands import CreatePayment
+from aegispay.domain.decisions import Action, AfterFailedCharge, Answer
 from aegispay.domain.errors import ConcurrencyError, PaymentNotFound
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.failures import classify, kind_of
@@ -160,14 +161,7 @@ def authenticate_and_start(ports: Ports, payment: Payment) -> IO[Payment]:
         if route is None:
             return append(ports, payment, [verdict]).flat_map(lambda p: _unavailable(ports, p))
         started = decisions.start_processing(authenticated, route, at)
-
-        def fold_and_write() -> Payment:
-            # The verdict is folded already (`authenticated`): only `started` is folded onto it.
-            return _write(ports, payment, [verdict, started], _fold([started], authenticated))
-
-        return IO.delay(fold_and_write).flat_map(
-            lambda p: charge(ports, p, tried=frozenset({route}))
-        )
+        return ports.policy.start(ports, payment, [verdict, started], frozenset({route}))
 
     return now(ports).flat_map(decided)
 
@@ -178,11 +172,25 @@ def start_processing(ports: Ports, payment: Payment) -> IO[Payment]:
     def begin(route: str | None) -> IO[Payment]:
         if route is None:
             return _unavailable(ports, payment)
-        return record(
-            ports, payment, lambda at: decisions.start_processing(payment, route, at)
-        ).flat_map(lambda p: charge(ports, p, tried=frozenset({route})))
+        return now(ports).flat_map(
+            lambda at: ports.policy.start(
+                ports, payment, [decisions.start_processing(payment, route, at)], frozenset({route})
+            )
+        )
 
     return IO.delay(ports.gateways.route).flat_map(begin)
+
+
+# Writes a payment's starting events (the last one ProcessingStarted) and sends its charge.
+Start = Callable[[Ports, Payment, Sequence[PaymentEvent], frozenset[str]], IO[Payment]]
+
+
+def intent_then_charge(
+    ports: Ports, payment: Payment, events: Sequence[PaymentEvent], tried: frozenset[str]
+) -> IO[Payment]:
+    """Write the intent (ProcessingStarted) durably, then send the charge: a crash after
+    sending always leaves a payment that recovery will find and verify."""
+    return append(ports, payment, events).flat_map(lambda p: charge(ports, p, tried))
 
 
 def _unavailable(ports: Ports, payment: Payment) -> IO[Payment]:
@@ -198,35 +206,43 @@ def charge(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) 
     the payment may move on to a gateway not yet tried.
     """
     assert payment.gateway is not None, "a charge goes to the gateway ProcessingStarted named"
-    gateway = ports.gateways.get(payment.gateway)
-    request = decisions.charge_request(payment)
-    return (
-        IO.delay(lambda: gateway.charge(request))
-        .attempt()
-        .flat_map(lambda result: _settle_charge(ports, payment, result, tried))
+    return send_charge(ports, payment).flat_map(
+        lambda result: settle_charge(ports, payment, result, tried)
     )
 
 
-def _settle_charge(
+def send_charge(ports: Ports, payment: Payment) -> IO[Result[ChargeRecord]]:
+    """Send the payment's charge to its gateway; the answer, or the error met on the way."""
+    assert payment.gateway is not None, "a charge goes to the gateway ProcessingStarted named"
+    gateway = ports.gateways.get(payment.gateway)
+    request = decisions.charge_request(payment)
+    return IO.delay(lambda: gateway.charge(request)).attempt()
+
+
+def settle_charge(
     ports: Ports, payment: Payment, result: Result[ChargeRecord], tried: frozenset[str]
 ) -> IO[Payment]:
+    """Settle on the gateway's answer to a charge; a failed call goes as the policy says."""
     if isinstance(result, Ok):
         return record(
             ports, payment, lambda at: decisions.charge_outcome(payment, result.value, at)
         )
-    error, rule = result.error, classify(result.error)
-    if rule.may_have_charged:
-        # Verify once, without re-driving: a charge that keeps failing in an unknown way would
-        # otherwise loop here for ever. "Not found" leaves it UNKNOWN for a later recovery.
-        return record(
-            ports, payment, lambda at: decisions.outcome_unknown(payment, str(error), at)
-        ).flat_map(lambda p: verify_with_gateway(ports, p, redrive=False))
-    # Our request certainly never left (retries ran out, the breaker refused), but another
-    # actor's may still be on the wire: only a confirmed cancel makes giving up safe.
-    kind = kind_of(error)
-    return record(ports, payment, lambda at: decisions.request_cancel(payment, kind, at)).flat_map(
-        lambda p: cancel(ports, p, tried)
-    )
+    error = result.error
+    match AfterFailedCharge(ports.policy.after_failed_charge(classify(error))):
+        case AfterFailedCharge.VERIFY:
+            # Verify once, without re-driving: a charge that keeps failing in an unknown way
+            # would otherwise loop here for ever. "Not found" leaves it for a later recovery.
+            return record(
+                ports, payment, lambda at: decisions.outcome_unknown(payment, str(error), at)
+            ).flat_map(lambda p: verify_with_gateway(ports, p, redrive=False))
+        case AfterFailedCharge.CANCEL:
+            # Our request never left (retries ran out, the breaker refused), but another
+            # actor's may still be on the wire: only a confirmed cancel makes giving up safe.
+            kind = kind_of(error)
+            return record(
+                ports, payment, lambda at: decisions.request_cancel(payment, kind, at)
+            ).flat_map(lambda p: cancel(ports, p, tried))
+    return record(ports, payment, lambda at: decisions.charge_failed(payment, str(error), at))
 
 
 def cancel(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) -> IO[Payment]:
@@ -257,30 +273,51 @@ def cancel(ports: Ports, payment: Payment, tried: frozenset[str] = frozenset()) 
 
 
 def verify_with_gateway(ports: Ports, payment: Payment, redrive: bool = True) -> IO[Payment]:
-    """Ask the payment's gateway by merchant reference and settle on its answer.
+    """Ask the payment's gateway by merchant reference and act as the recovery policy decides.
 
-    Charged, declined or cancelled settles the payment. Never seen means "not yet": with
-    `redrive`, the charge is re-driven with the same idempotency key, which the gateway
-    deduplicates (and giving up on it goes through a cancel); without, the payment stays as it
-    is for a later run. Unreachable: the payment stays UNKNOWN.
+    The engine's policy settles on a definitive answer; never seen means "not yet", so the
+    charge is re-driven with the same idempotency key, which the gateway deduplicates (and giving
+    up on it goes through a cancel); unreachable leaves the payment UNKNOWN. Without `redrive`
+    (right after our own charge failed unknown), the engine's own `verify_once` decides.
     """
     assert payment.gateway is not None, "only a payment whose processing started is verified"
     gateway = ports.gateways.get(payment.gateway)
+    decide = ports.policy.recover if redrive else decisions.verify_once
 
     def settle(result: Result[ChargeRecord | None]) -> IO[Payment]:
-        if isinstance(result, Err):
-            return unresolved(ports, payment, result.error)
-        found = result.value
-        if found is None and not redrive:
-            return _counted(ports, "verification.not_yet", payment)
-        settled = record(
-            ports, payment, lambda at: decisions.verification_outcome(payment, found, at)
-        ).flat_map(lambda p: _counted(ports, f"verification.{_verdict(found)}", p))
-        if found is None:
-            return settled.flat_map(lambda p: charge(ports, p))
-        return settled
+        found = result.value if isinstance(result, Ok) else None
+        answer = decisions.answer_of(found) if isinstance(result, Ok) else Answer.UNREACHABLE
+        seen = decisions.Seen(answer, payment, found)
+        return act(ports, payment, seen, Action(decide(seen)), result)
 
     return IO.delay(lambda: gateway.status(payment.id)).attempt().flat_map(settle)
+
+
+def act(
+    ports: Ports,
+    payment: Payment,
+    seen: decisions.Seen,
+    action: Action,
+    result: Result[ChargeRecord | None],
+) -> IO[Payment]:
+    """Carry out a recovery decision on a payment in flight."""
+    verdict = f"verification.{seen.answer.value.replace('charged', 'confirmed')}"
+    match action:
+        case Action.SUCCEED | Action.FAIL:
+            return record(
+                ports, payment, lambda at: decisions.settlement(payment, action, seen, at)
+            ).flat_map(lambda p: _counted(ports, verdict, p))
+        case Action.REDRIVE:
+            return (
+                record(ports, payment, lambda at: decisions.verification_outcome(payment, None, at))
+                .flat_map(lambda p: _counted(ports, verdict, p))
+                .flat_map(lambda p: charge(ports, p))
+            )
+        case Action.CANCEL:
+            return cancel(ports, payment)
+    if isinstance(result, Err):
+        return unresolved(ports, payment, result.error)
+    return _counted(ports, "verification.not_yet", payment)
 
 
 def unresolved(ports: Ports, payment: Payment, error: Exception) -> IO[Payment]:

@@ -122,14 +122,20 @@ class AegisPay(Engine):
             charges = iter(sorted(self.charges(), key=lambda record: record.merchant_reference))
         return check_invariants(self.event_store, self.projections, charges)
 
-    def sibling(self, faults: FailureConfig | None = None, offset: int = 1000) -> AegisPay:
-        """Another process over the same storage now: its own memory, locks and faults."""
+    def sibling(
+        self, faults: FailureConfig | None = None, offset: int = 1000, **ports: Any
+    ) -> Self:
+        """Another process over the same storage now: its own memory and faults; the gateways,
+        lock service and policy it was given are shared (in-process locks are its own)."""
         settings = replace(self.settings, generation=self.generation + offset)
-        return AegisPay(
+        shared = {"gateways": self._given_gateways, "locks": self._given_locks}
+        return type(self)(
             storage=self.storage,
             clock=self.clock,
             settings=settings,
             faults=faults if faults is not None else self.faults_config,
+            policy=self.policy,
+            **{**shared, **ports},
         )
 
     def _successor(self, storage: Storage, settings: Settings) -> Self:
