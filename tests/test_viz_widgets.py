@@ -180,3 +180,86 @@ def test_the_explorer_redraws_what_changed_outside_it_on_refresh() -> None:
     explorer.refresh()
     assert lit(explorer.state_picture.value) == ["SUCCESS"]
     assert explorer.chooser.options == (made.id,)
+
+
+def test_a_click_that_fails_says_so_in_the_widget_status_line() -> None:
+    pay = AegisPay.in_memory()
+    explorer = PaymentExplorer(pay)
+    pay.create_payment(idempotency_key="k", amount="3.00", currency="USD",
+                       customer_id="c", payment_method="tok_visa")  # fmt: skip
+    explorer.refresh()
+    explorer.chooser.options = (*explorer.chooser.options, "pay_missing")
+    explorer.chooser.value = "pay_missing"
+    assert "that click failed" in explorer.status.value
+
+
+def test_the_log_view_keeps_the_newest_line_in_view_by_laying_its_column_out_reversed() -> None:
+    lab = LeaseLab(AegisPay.in_memory())
+    for _ in range(12):
+        lab.advance(1)
+    assert lab.log.text.count("1 s passed") == 12
+    assert "flex-direction:column-reverse" in lab.log.widget.value
+    assert lab.log.widget.value.index("00:00:12 1 s passed") > 0
+
+
+def test_the_explorer_slider_replays_only_the_first_events() -> None:
+    lab = CrashLab(AegisPay.in_memory(seed=3))
+    lab.crash_button.click()
+    assert (lab.explorer.replayed.max, lab.explorer.replayed.value) == (3, 3)
+    lab.explorer.replayed.value = 2
+    assert lit(lab.explorer.state_picture.value) == ["AUTHENTICATED"]
+    assert "1 later event(s) not replayed" in lab.explorer.status.value
+    lab.restart_button.click()
+    lab.recover_button.click()
+    assert lab.explorer.replayed.value == 4
+    assert lit(lab.explorer.state_picture.value) == ["SUCCESS"]
+
+
+def test_a_long_ledger_lists_the_chosen_payment_first_and_counts_the_rest() -> None:
+    pay = AegisPay.in_memory()
+    made = [
+        pay.create_payment(idempotency_key=f"k{n}", amount="3.00", currency="USD",
+                           customer_id="c", payment_method="tok_visa")
+        for n in range(12)
+    ]  # fmt: skip
+    for payment in made[1:]:
+        pay.process_payment(payment.id)
+    explorer = PaymentExplorer(pay, made[5].id)
+    table = explorer.ledgers.value
+    assert table.count("<tr style=") == 8
+    assert table.index(made[5].id) < table.index(made[0].id)
+    assert "two ledgers: 12 of 12 agree" in table
+    assert "4 more not listed (4 agree)" in table
+
+
+def test_the_crash_lab_draws_its_process_dead_after_a_crash_and_alive_after_a_restart() -> None:
+    lab = CrashLab(AegisPay.in_memory(seed=3))
+    assert "process 1: alive" in lab.badge.value
+    lab.crash_button.click()
+    assert "process 1: dead (crashed after gateway.charge #1)" in lab.badge.value
+    lab.recover_button.click()
+    assert lab.status.value == "process 1 is dead: restart it, then recover"
+    lab.restart_button.click()
+    assert "process 2: alive" in lab.badge.value
+
+
+def test_the_crash_lab_offers_inside_only_for_gateway_calls() -> None:
+    lab = CrashLab(AegisPay.in_memory())
+    lab.boundary.value = "events.append"
+    assert lab.side.options == ("before", "after")
+    assert "next payment dies after events.append" in lab.badge.value
+
+
+def test_after_heal_the_panel_says_the_breakers_stay_open_until_their_cool_down() -> None:
+    panel = FaultPanel(AegisPay.in_memory(seed=4))
+    panel.sliders["network"].value = 1.0
+    assert "faults: network 100%" in texts(panel.breaker_pictures.value)
+    panel.send(10)
+    panel.heal_button.click()
+    assert "stay open until their cool-down has passed" in panel.status.value
+    assert panel.send(5) == {PaymentState.FAILURE: 5}
+    assert any("open 50 s more" in line for line in texts(panel.breaker("primary").svg or ""))
+    panel.wait_button.click()
+    cooled = texts(panel.breaker("primary").svg or "")
+    assert any("cool&#45;down over: the next call is the probe" in line for line in cooled)
+    assert panel.send(5) == {PaymentState.SUCCESS: 5}

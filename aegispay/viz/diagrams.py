@@ -197,7 +197,7 @@ def breaker_title(breaker: CircuitBreaker, now: datetime | None = None) -> str:
         return title
     left = (opened[-1] + timedelta(seconds=breaker.config.timeout) - now).total_seconds()
     if left > 0:
-        return f"{title} · clock {now:%H:%M:%S} · open {left:g} s more, then one probe"
+        return f"{title} · clock {now:%H:%M:%S} · open {left:.0f} s more, then one probe"
     return f"{title} · clock {now:%H:%M:%S} · cool-down over: the next call is the probe"
 
 
