@@ -1,0 +1,68 @@
+"""Labs: break it, fix it. Attack the engine with its defenses switched off, or your own code.
+
+`attack(without=("fence",))` runs the whole attack on the engine with the named defenses
+switched off and answers with a `Verdict`: it holds, or here is the shortest schedule that
+broke a promise, step by step, drawn as lanes. `check("recovery", decide)` does the same to a
+learner's solution for one lab; each lab's module docstring is its assignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aegispay.domain.errors import InvalidRequest
+from aegispay.labs import recovery, retry
+from aegispay.labs.defenses import DEFENSES, Defense
+from aegispay.labs.runner import World, search
+from aegispay.labs.verdict import Step, Verdict
+
+# Each lab's grader: the learner's solution in, a verdict out.
+LABS: dict[str, Callable[..., Verdict]] = {
+    "recovery": recovery.check,
+    "retry": retry.check,
+}
+# Schedules of at most this many moves are tried exhaustively; `depth=3` is the deeper attack.
+DEPTH = 2
+
+
+def attack(without: Iterable[str] | str = (), seed: int = 0, depth: int = DEPTH) -> Verdict:
+    """Attack the engine with the named defenses switched off (none: the whole engine)."""
+    names = _names(without)
+    world = World()
+    for name in names:
+        world = DEFENSES[name].off(world)
+    subject = f"without {', '.join(names)}" if names else "every defense on"
+    return search(world, subject, seed=_seed(seed), depth=_depth(depth))
+
+
+def check(lab: str, solution: Any, seed: int = 0, depth: int = DEPTH) -> Verdict:
+    """Attack a learner's solution to one lab (see `LABS` and each lab's docstring)."""
+    if lab not in LABS:
+        raise InvalidRequest("lab", f"must be one of {', '.join(LABS)}", lab)
+    if not callable(solution):
+        raise InvalidRequest("solution", f"must be a function or class (see aegispay.labs.{lab})")
+    return LABS[lab](solution, seed=_seed(seed), depth=_depth(depth))
+
+
+def _names(without: Iterable[str] | str) -> tuple[str, ...]:
+    chosen = (without,) if isinstance(without, str) else tuple(without)
+    for name in chosen:
+        if name not in DEFENSES:
+            raise InvalidRequest("without", f"must name defenses among {', '.join(DEFENSES)}", name)
+    return tuple(dict.fromkeys(chosen))
+
+
+def _seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequest("seed", "must be an integer", seed)
+    return seed
+
+
+def _depth(depth: object) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 4:
+        raise InvalidRequest("depth", "must be a whole number from 1 to 4", depth)
+    return depth
+
+
+__all__ = ["DEFENSES", "LABS", "Defense", "Step", "Verdict", "attack", "check"]
