@@ -102,7 +102,7 @@ def test_the_notebook_shows_a_live_picture_whose_saved_output_is_a_picture_not_w
     ]
     assert widgets, "no aegispay.viz widget displayed"
     for output in widgets:
-        assert "<svg" in output["data"]["text/html"]
+        assert '<img src="data:image/png;base64,' in output["data"]["text/html"]
         assert "VBox(children=" not in output["data"]["text/plain"]
     pictures = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
     assert pictures or len(widgets) > 1, "no picture saved after a scripted step"
