@@ -104,11 +104,14 @@ class RetryingGateway:
 class RetryLab(Narrated):
     """Processes whose gateways retry charges through the learner's function."""
 
-    decide: ClassVar[Retry] = staticmethod(lambda failure: "stop")
+    # The learner's function, held in a tuple so that it is never bound as a method.
+    solution: ClassVar[tuple[Retry]] = (lambda failure: "stop",)
 
     def wrap_gateway(self, gateway: PaymentGateway) -> PaymentGateway:
         """The learner's retries in front of the narrated, faulty gateway."""
-        return cast(PaymentGateway, RetryingGateway(super().wrap_gateway(gateway), self.decide))
+        return cast(
+            PaymentGateway, RetryingGateway(super().wrap_gateway(gateway), self.solution[0])
+        )
 
 
 def cured_blips(pay: Narrated, run: Run) -> str | None:
@@ -120,7 +123,7 @@ def cured_blips(pay: Narrated, run: Run) -> str | None:
 
 def check(retry: Retry, seed: int = 0, depth: int = 2) -> Verdict:
     """Attack an engine whose charges are retried as `retry` says."""
-    engine = type("RetryLab", (RetryLab,), {"decide": staticmethod(retry)})
+    engine = type("RetryLab", (RetryLab,), {"solution": (retry,)})
     world = replace(
         World(), engine=engine, check=cured_blips, retry=RetryPolicy(retries=0, jitter=0)
     )
