@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aegispay.domain.errors import InvalidRequest
-from aegispay.labs import recovery, retry
+from aegispay.labs import breaker, create_once, lock, recovery, retry
 from aegispay.labs.defenses import DEFENSES, Defense
 from aegispay.labs.runner import World, search
 from aegispay.labs.verdict import Step, Verdict
@@ -20,7 +20,10 @@ from aegispay.labs.verdict import Step, Verdict
 # Each lab's grader: the learner's solution in, a verdict out.
 LABS: dict[str, Callable[..., Verdict]] = {
     "recovery": recovery.check,
+    "create_once": create_once.check,
     "retry": retry.check,
+    "breaker": breaker.check,
+    "lock": lock.check,
 }
 # Schedules of at most this many moves are tried exhaustively; `depth=3` is the deeper attack.
 DEPTH = 2
