@@ -1,4 +1,5 @@
-"""The `aegispay` command: demo, run, submit, worker, audit, recover, verify, crashpoints, chaos."""
+"""The `aegispay` command: demo, run, submit, worker, audit, recover, verify, crashpoints, chaos,
+attack."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.urls import check_database, check_databases, parse_store_url
+from aegispay.labs import DEFENSES, DEPTH, LABS, SOLUTION_NAMES, attack, check, solution_from_file
 from aegispay.recovery.scrub import ScrubReport, scrub_event_log
 from aegispay.resilience.breaker import BreakerConfig
 from aegispay.resilience.retry import RetryPolicy
@@ -170,6 +172,18 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
         ]),
         "audit": ("check the invariants on durable state and reconcile with the gateway's ledger",
                   audit_command, [store, gateway, as_json]),
+        "attack": ("attack the engine with defenses switched off, or your solution to a lab",
+                   attack_command, [
+            (("--without",), {"action": "append", "default": [], "metavar": "DEFENSE",
+                              "help": f"switch a defense off (repeatable): {', '.join(DEFENSES)}"}),
+            (("--lab",), {"help": f"the lab your solution is for: {', '.join(LABS)}"}),
+            (("--solution",), {"metavar": "FILE.py", "help": "your solution, a Python file "
+                               "defining " + ", ".join(f"{n} ({lab})"
+                                                       for lab, n in SOLUTION_NAMES.items())}),
+            seed(0, "seed of the attack: the same seed, the same counterexample"),
+            (("--depth",), {"type": _positive_int, "default": DEPTH,
+                            "help": "most moves per schedule tried exhaustively (3 is deeper)"}),
+        ]),
         "verify": ("read every stored event and check its hash chain; report damage",
                    verify_command, [(("--store",), {"default": "sqlite:///aegispay.db",
                                                     "help": "event store URL (a sqlite:/// file)"}),
@@ -425,6 +439,26 @@ def verify_command(args: argparse.Namespace) -> int:
         for damage in report.damaged:
             print(f"  damaged {damage.stream_id} at version {damage.version}: {damage.problem}")
     return 1 if report.damaged else 0
+
+
+def attack_command(args: argparse.Namespace) -> int:
+    """Print the verdict and its steps; exit 0 when the promise holds, 1 when it broke."""
+    if (args.lab is None) != (args.solution is None):
+        raise InvalidRequest("lab", "--lab and --solution go together")
+    if args.lab is not None and args.without:
+        raise InvalidRequest("without", "switches the engine's defenses off; a lab attacks yours")
+    if args.lab is None:
+        verdict = attack(args.without, seed=args.seed, depth=args.depth)
+    else:
+        solution = solution_from_file(args.lab, args.solution)
+        try:
+            verdict = check(args.lab, solution, seed=args.seed, depth=args.depth)
+        except AegisPayError:
+            raise
+        except Exception as error:  # the learner's code failed: said in a line, not a traceback
+            raise InvalidRequest("solution", f"raised {type(error).__name__}: {error}") from None
+    print(verdict)
+    return 0 if verdict.holds else 1
 
 
 def _scrub_with_progress(events: SQLiteEventStore) -> ScrubReport:

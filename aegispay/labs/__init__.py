@@ -8,7 +8,9 @@ learner's solution for one lab; each lab's module docstring is its assignment.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aegispay.domain.errors import InvalidRequest
@@ -25,6 +27,11 @@ LABS: dict[str, Callable[..., Verdict]] = {
     "breaker": breaker.check,
     "lock": lock.check,
 }
+# The name each lab's solution goes by in a learner's file (`aegispay attack --solution`).
+SOLUTION_NAMES: dict[str, str] = {
+    "recovery": "decide", "create_once": "create", "retry": "retry", "breaker": "step",
+    "lock": "Locks",
+}  # fmt: skip
 # Schedules of at most this many moves are tried exhaustively; `depth=3` is the deeper attack.
 DEPTH = 2
 
@@ -48,6 +55,28 @@ def check(lab: str, solution: Any, seed: int = 0, depth: int = DEPTH) -> Verdict
     return LABS[lab](solution, seed=_seed(seed), depth=_depth(depth))
 
 
+def solution_from_file(lab: str, path: str) -> Any:
+    """The solution a learner's Python file defines for a lab, by the name the lab gives it."""
+    if lab not in LABS:
+        raise InvalidRequest("lab", f"must be one of {', '.join(LABS)}", lab)
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidRequest("solution", "must be a Python file that exists", path)
+    spec = importlib.util.spec_from_file_location(f"aegispay_lab_solution_{lab}", file)
+    assert spec is not None and spec.loader is not None, "a .py file always has a loader"
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the learner's file: whatever it raises is reported in a line
+        raise InvalidRequest(
+            "solution", f"{path} did not load: {type(error).__name__}: {error}"
+        ) from None
+    name = SOLUTION_NAMES[lab]
+    if not hasattr(module, name):
+        raise InvalidRequest("solution", f"{path} must define `{name}` for the {lab} lab")
+    return getattr(module, name)
+
+
 def _names(without: Iterable[str] | str) -> tuple[str, ...]:
     chosen = (without,) if isinstance(without, str) else tuple(without)
     for name in chosen:
@@ -68,4 +97,15 @@ def _depth(depth: object) -> int:
     return depth
 
 
-__all__ = ["DEFENSES", "LABS", "Defense", "Step", "Verdict", "attack", "check"]
+__all__ = [
+    "DEFENSES",
+    "DEPTH",
+    "LABS",
+    "SOLUTION_NAMES",
+    "Defense",
+    "Step",
+    "Verdict",
+    "attack",
+    "check",
+    "solution_from_file",
+]
