@@ -40,7 +40,8 @@ from aegispay.worker import DEFAULT_SYNC, SyncSchedule, Worker, open_queue
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
-  1  an invariant was violated, payments are left unresolved, or stored events are damaged
+  1  an invariant was violated, payments are left unresolved, stored events are damaged,
+     or an attack broke a promise
   2  bad input: an option, a URL or a database file was refused
   3  the process crashed (simulated by a `crash` fault): run the same command again to resume
 """

@@ -21,7 +21,7 @@ import pytest
 from aegispay.cli import main
 from aegispay.sim.faults import FAULT_KINDS
 
-COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit", "verify")
+COMMANDS = ("demo", "run", "recover", "crashpoints", "chaos", "audit", "verify", "attack")
 # The soak's own disturbances, reported beside the gateway's fault kinds.
 CHAOS_EXTRAS = (
     "crash_point", "duplicate_request", "racing_duplicate", "paused_holder",
@@ -455,3 +455,98 @@ def test_run_json_lists_every_fault_kind_with_zero_when_it_never_struck(
 ) -> None:
     assert main(["run", *store_options(tmp_path), "--payments", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["faults"] == dict.fromkeys(FAULT_KINDS, 0)
+
+
+# The attack command
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """What a refused command wrote: nothing on stdout, one line on stderr, no traceback."""
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    return err
+
+
+def test_attack_with_every_defense_on_prints_that_it_holds_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["attack", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"every defense on: holds over \d+ schedules\n  note: .*\n", out)
+
+
+def test_attack_without_a_defense_prints_the_steps_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["attack", "--without", "intent_first"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("without intent_first: broke after ")
+    assert "  1. the client pays order-1 (42.00 EUR)\n" in out
+    assert out.count("<- the promise breaks here") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--without", "fences"], "lock, idempotency_key, fence, expected_version"),
+        (["--lab", "raft", "--solution", "x.py"], "recovery, create_once, retry, breaker, lock"),
+        (["--lab", "recovery"], "--lab and --solution go together"),
+    ],
+)
+def test_attack_refuses_an_unknown_name_in_one_line_listing_the_known_ones(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["attack", *argv]) == 2
+    assert named in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    "source, says",
+    [
+        (None, "must be a Python file that exists"),
+        ("def decide(seen) return 1\n", "did not load: SyntaxError"),
+        ("def choose(seen):\n    return 'wait'\n", "must define `decide` for the recovery lab"),
+        ("def decide(seen):\n    return seen.nothing\n", "raised AttributeError"),
+        ("def decide(seen):\n    return 'retry'\n", "must answer one of succeed"),
+    ],
+    ids=["missing", "syntax error", "wrong name", "raises", "nonsense"],
+)
+def test_a_solution_that_cannot_be_graded_is_refused_in_one_line(
+    tmp_path: Path, source: str | None, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    solution = tmp_path / "solution.py"
+    if source is not None:
+        solution.write_text(source)
+    assert main(["attack", "--lab", "recovery", "--solution", str(solution)]) == 2
+    assert says in one_line_error(capsys)
+
+
+def test_attack_grades_a_solution_file_exit_0_when_it_holds_and_1_when_it_breaks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    right = tmp_path / "right.py"
+    right.write_text(
+        "def step(breaker, event, now, config):\n"
+        "    from aegispay.resilience.breaker import step\n"
+        "    return step(breaker, event, now, config)\n"
+    )
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(
+        "from aegispay.resilience.breaker import Decision\n"
+        "def step(breaker, event, now, config):\n"
+        "    return Decision(breaker, True, '')\n"
+    )
+    assert main(["attack", "--lab", "breaker", "--solution", str(right)]) == 0
+    assert capsys.readouterr().out.startswith("breaker lab: holds over 21844 schedules")
+    assert main(["attack", "--lab", "breaker", "--solution", str(wrong)]) == 1
+    assert "it opens after 3 consecutive failures" in capsys.readouterr().out
+
+
+def test_attack_refuses_defenses_switched_off_beside_a_lab(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["attack", "--lab", "lock", "--solution", str(tmp_path / "x.py"), "--without", "lock"]
+    assert main(argv) == 2
+    assert "a lab attacks yours" in one_line_error(capsys)

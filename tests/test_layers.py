@@ -1,8 +1,9 @@
 """The floors of the package hold: a module imports only from its own floor or the ones below.
 
 domain/ and io.py at the bottom; orchestration/; adapters (infra/), resilience/ and recovery/;
-the engine (engine, service, ports, adapters, worker); sim/, the harness; the faces: cli, viz,
-and the package's front door (`aegispay/__init__.py`, which re-exports the harnessed AegisPay).
+the engine (engine, service, ports, adapters, worker); sim/, the harness; viz/, the pictures;
+labs/, which attacks the engine through the harness and draws its lanes with viz; the faces on
+top: cli and the package's front door (`aegispay/__init__.py`, which re-exports AegisPay).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "aegispay.worker",
     ),
     ("aegispay.sim",),
-    ("aegispay.cli", "aegispay.viz", "aegispay"),
+    ("aegispay.viz",),
+    ("aegispay.labs",),
+    ("aegispay.cli", "aegispay"),
 )
 FILES = sorted(PACKAGE_DIR.rglob("*.py"))
 
@@ -74,3 +77,17 @@ def test_the_floor_check_sees_an_engine_module_reaching_up_into_the_simulator() 
     assert floor_of("aegispay.engine") < floor_of("aegispay.sim.faults")
     assert floor_of("aegispay.viz.widgets") > floor_of("aegispay.sim.harness")
     assert floor_of("aegispay") == len(FLOORS) - 1
+
+
+def test_the_labs_stand_above_the_harness_and_the_pictures_and_nothing_below_imports_them() -> None:
+    assert floor_of("aegispay.labs.runner") > floor_of("aegispay.sim.harness")
+    assert floor_of("aegispay.labs.verdict") > floor_of("aegispay.viz.rendering")
+    importers = {
+        module_name(path)
+        for path in FILES
+        for imported, _ in imports_of(
+            path.read_text(), module_name(path), path.name == "__init__.py"
+        )
+        if imported == "aegispay.labs" or imported.startswith("aegispay.labs.")
+    }
+    assert {m for m in importers if not m.startswith("aegispay.labs")} <= {"aegispay.cli"}
