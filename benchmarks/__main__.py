@@ -5,9 +5,15 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import audit_memory, durable_path, recovery_scaling, worker_scaling
+from benchmarks import audit_memory, durable_path, labs, recovery_scaling, worker_scaling
 
-BENCHMARKS = (durable_path.run, audit_memory.run, recovery_scaling.run, worker_scaling.run)
+BENCHMARKS = (
+    durable_path.run,
+    audit_memory.run,
+    recovery_scaling.run,
+    worker_scaling.run,
+    labs.run,
+)
 
 
 def main() -> int:

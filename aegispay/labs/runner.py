@@ -164,10 +164,11 @@ def run(world: World, schedule: Schedule, seed: int = 0) -> Run:
     for later in deferred:
         later()
     pay.set_faults(FailureConfig())
-    result.promise = _settle_and_judge(world, pay, result, "the faults heal; recovery runs")
+    cleaner = pay.sibling(faults=FailureConfig(), offset=CLEAN_UP)
+    result.promise = _settle_and_judge(world, cleaner, result, "the faults heal; recovery runs")
     if result.promise is None:
         _client(pay, result, retry=True)
-        result.promise = _settle_and_judge(world, pay, result, "recovery runs again")
+        result.promise = _settle_and_judge(world, cleaner, result, "recovery runs again")
     return result
 
 
@@ -250,10 +251,9 @@ def _where(crossing: Crossing) -> str:
     return f"just {crossing.side} {what}"
 
 
-def _settle_and_judge(world: World, pay: Narrated, result: Run, heading: str) -> str | None:
-    """Heal, recover to quiescence in a fresh process, and name the first broken promise."""
+def _settle_and_judge(world: World, cleaner: Narrated, result: Run, heading: str) -> str | None:
+    """Recover to quiescence in a healthy process, and name the first broken promise."""
     result.story.tell("recovery", heading)
-    cleaner = pay.sibling(faults=FailureConfig(), offset=CLEAN_UP)
     report = cleaner.recover(until_quiet=True)
     found = cleaner.check_invariants()
     for invariant, words in PROMISES.items():
