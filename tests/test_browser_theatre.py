@@ -23,23 +23,27 @@ from typing import Any
 
 import pytest
 
+from tests import test_browser
 from tests.test_browser import (
     CLICK_TIMEOUT_MS,
     ROOT,
     SHOTS,
-    browser,  # noqa: F401 - a fixture, used by name
     lit_state,
-    theatre_url,  # noqa: F401 - a fixture, used by name
+    panel,
     wait_until_lit,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# The browser and the Voila server that tests/test_browser.py starts, shared as fixtures.
+browser = test_browser.browser
+theatre_url = test_browser.theatre_url
 
 OUT = SHOTS / "theatre"
 DOCS_SHOT = ROOT / "docs" / "theatre.png"
 WRITE_DOCS = os.environ.get("AEGISPAY_SCREENSHOTS", "") == "docs"
 SMALLEST_TEXT_PX = 14
 SMALLEST_VERDICT_PX = 24
+SMALLEST_AUDIT_PX = 20
 
 
 @dataclass(frozen=True)
@@ -68,41 +72,46 @@ SCREENS = [
 # (faded state-machine parts excepted: they are the background), the verdict's size and bounds.
 MEASURE = """smallest => {
     const inside = r => r.left >= -0.5 && r.right <= innerWidth + 0.5;
-    const boxes = [...document.querySelectorAll('.theatre .card, .theatre .widget-button,'
-        + ' .theatre select, .theatre .widget-checkbox, .theatre .widget-slider,'
-        + ' .theatre-verdict, .theatre-replay')].filter(e => e.offsetParent !== null);
-    const outside = boxes.filter(e => !inside(e.getBoundingClientRect()))
-        .map(e => e.className + ': ' + e.innerText.slice(0, 40));
-    const overflowing = [...document.querySelectorAll('.theatre .widget-button, .theatre .card')]
-        .filter(e => e.scrollWidth > e.clientWidth + 1)
-        .map(e => e.className + ': ' + e.innerText.slice(0, 40));
-    const cards = [...document.querySelectorAll('.theatre .card')].map(e => e.getBoundingClientRect());
+    const all = selector => [...document.querySelectorAll(selector)];
+    const named = e => e.className + ': ' + e.innerText.slice(0, 40);
+    const shown = all('.theatre .card, .theatre .widget-button, .theatre select,'
+        + ' .theatre .widget-checkbox, .theatre .widget-slider, .theatre-verdict,'
+        + ' .theatre-replay').filter(e => e.offsetParent !== null);
+    const outside = shown.filter(e => !inside(e.getBoundingClientRect())).map(named);
+    const overflowing = all('.theatre .widget-button, .theatre .card')
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(named);
+    const cards = all('.theatre .card').map(e => e.getBoundingClientRect());
     const overlaps = [];
     cards.forEach((a, i) => cards.slice(i + 1).forEach(b => {
-        if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+        if (a.left < b.right - 1 && b.left < a.right - 1
+            && a.top < b.bottom - 1 && b.top < a.bottom - 1)
             overlaps.push([a.left, a.top, b.left, b.top].map(Math.round).join(','));
     }));
     const small = [];
-    const walker = document.createTreeWalker(document.querySelector('.theatre'), NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const texts = document.createTreeWalker(
+        document.querySelector('.theatre'), NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
         const owner = node.parentElement;
-        if (!node.textContent.trim() || owner.offsetParent === null && owner.closest('svg') === null) continue;
+        const inSvg = owner.closest('svg') !== null;
+        if (!node.textContent.trim() || (owner.offsetParent === null && !inSvg)) continue;
         let px = parseFloat(getComputedStyle(owner).fontSize);
-        if (owner.closest('svg')) {
+        if (inSvg) {
             if (owner.tagName !== 'text') continue;  // a <title>: a tooltip, not on screen
             if (['#cccccc', 'gray80'].includes(owner.getAttribute('fill'))) continue;
             px = parseFloat(owner.getAttribute('font-size')) * owner.getScreenCTM().a;
         }
-        if (px < smallest) small.push(Math.round(px * 10) / 10 + 'px: ' + node.textContent.trim().slice(0, 30));
+        if (px < smallest) small.push(px.toFixed(1) + 'px: ' + node.textContent.slice(0, 30));
     }
+    const size = e => parseFloat(getComputedStyle(e).fontSize);
     const verdict = document.querySelector('.theatre-verdict .verdict');
     const box = verdict.getBoundingClientRect();
     return {
         outside, overflowing, overlaps, small,
         scroll: document.documentElement.scrollWidth - innerWidth,
-        verdictPx: parseFloat(getComputedStyle(verdict).fontSize),
+        verdictPx: size(verdict),
         verdictInView: box.top >= 0 && box.bottom <= innerHeight && inside(box),
-        ledgerPx: parseFloat(getComputedStyle(document.querySelector('.ledger-verdict') || verdict).fontSize),
+        ledgerPx: size(document.querySelector('.ledger-verdict') || verdict),
+        auditPx: size(document.querySelector('.theatre .audit')),
         span: document.querySelector('.theatre').getBoundingClientRect().width / innerWidth,
     };
 }"""
@@ -117,13 +126,14 @@ def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
     """Nothing cut off, overflowing, overlapping or too small on this screen at this step."""
     page.screenshot(path=OUT / f"{screen.name}-{step}.png")
     fit = measure(page)
-    assert fit["outside"] == [], step
-    assert fit["overflowing"] == [], step
-    assert fit["overlaps"] == [], step
-    assert fit["small"] == [], step
-    assert fit["scroll"] <= 0, step
-    assert fit["verdictPx"] >= SMALLEST_VERDICT_PX, step
-    assert fit["verdictInView"], step
+    wrong = {
+        name: fit[name] for name in ("outside", "overflowing", "overlaps", "small") if fit[name]
+    }
+    if fit["scroll"] > 0:
+        wrong["horizontal scroll (px)"] = fit["scroll"]
+    if fit["verdictPx"] < SMALLEST_VERDICT_PX or not fit["verdictInView"]:
+        wrong["verdict"] = (fit["verdictPx"], fit["verdictInView"])
+    assert wrong == {}, f"{screen.name} {step}"
     return fit
 
 
@@ -152,10 +162,18 @@ def wait_for_verdict(page: Any, words: str) -> None:
 # Recovery is settled on screen once its last step and the verdict have faded in.
 ALL_SHOWN = """() => {
     const steps = [...document.querySelectorAll('.theatre-steps li')];
-    const verdict = document.querySelector('.theatre-verdict > div');
+    const verdict = document.querySelector('.verdict-line');
     return steps.length > 0 && getComputedStyle(steps.at(-1)).opacity === '1'
         && getComputedStyle(verdict).opacity === '1';
 }"""
+
+
+# The verdict fades in with recovery's last step, not before it.
+ARRIVE_TOGETHER = """() => ({
+    verdict: getComputedStyle(document.querySelector('.verdict-line')).animationDelay,
+    'last step': getComputedStyle([...document.querySelectorAll('.theatre-steps li')].at(-1))
+        .animationDelay,
+})"""
 
 
 def click(page: Any, button: str, settled: Callable[[], None], timings: dict[str, float]) -> None:
@@ -167,8 +185,9 @@ def click(page: Any, button: str, settled: Callable[[], None], timings: dict[str
 
 
 def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
-    """Crash after the charge, restart, recover, pay again, reset: check the fit at each step;
-    return the click-to-settled times and the verdict's measured sizes."""
+    """Crash after the charge, restart, recover, step back, pay again, reset: check the fit at
+    each step; return the click-to-settled times, the verdicts' measured sizes and what the
+    process panel said after the crash and after the restart."""
     timings: dict[str, float] = {}
     page.locator(".theatre select").select_option(
         label="after the gateway charged, before we recorded it"
@@ -182,13 +201,18 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
 
     click(page, "pay", died, timings)
     crashed = assert_fits(page, screen, f"{mode}-2-crashed")
-    assert verdict(page) == "After the crash the gateway holds: charged 25.00 EUR. We hold: PROCESSING."
+    killed = panel(page, "process")
+    assert (
+        verdict(page)
+        == "After the crash the gateway holds: charged 25.00 EUR. We hold: PROCESSING."
+    )
     if WRITE_DOCS and mode == "simulated" and screen.name == "laptop":
         DOCS_SHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=DOCS_SHOT)
 
     click(page, "restart", lambda: wait_for_verdict(page, "A new process"), timings)
     assert_fits(page, screen, f"{mode}-3-restarted")
+    next_process = panel(page, "process")
 
     def recovered() -> None:
         wait_for_verdict(page, "Charged once, our records agree.")
@@ -197,24 +221,34 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
     click(page, "recover", recovered, timings)
     settled = assert_fits(page, screen, f"{mode}-4-recovered")
     assert lit_state(page) == "SUCCESS"
+    assert page.evaluate(ARRIVE_TOGETHER) == {"verdict": "1.8s", "last step": "1.8s"}
+    # Time travel: one step back on the slider is replay(events[:3]), lit PROCESSING again.
+    page.locator(".theatre .noUi-handle").first.press("ArrowLeft")
+    wait_until_lit(page, "PROCESSING")
+    assert "PROCESSING" in panel(page, "replay")
 
     click(page, "again", lambda: wait_for_verdict(page, "Same key"), timings)
     assert_fits(page, screen, f"{mode}-5-paid-again")
     assert verdict(page).startswith("Same key, the same payment back: no new charge.")
+    assert "same key, the same payment back: SUCCESS" in panel(page, "client")
+    assert panel(page, "ledgers").count("charged 25.00 EUR") == 1
 
     click(page, "reset", lambda: wait_for_verdict(page, "Choose where to crash"), timings)
     return {
         "click_to_settled_seconds": timings,
         "verdict_px": {"crashed": crashed["verdictPx"], "recovered": settled["verdictPx"]},
         "ledger_verdict_px": settled["ledgerPx"],
+        "audit_px": settled["auditPx"],
         "theatre_width_of_window": round(settled["span"], 3),
+        "killed": killed,
+        "next": next_process,
     }
 
 
 @pytest.mark.parametrize("screen", SCREENS, ids=lambda screen: screen.name)
 def test_the_story_fits_the_screen_at_every_step(
-    browser: Any,  # noqa: F811 - the fixture imported above
-    theatre_url: str,  # noqa: F811 - the fixture imported above
+    browser: Any,
+    theatre_url: str,
     screen: Screen,
 ) -> None:
     """Pay (crash after the charge), Restart, Recover, Pay again, Reset: at each step nothing is
@@ -223,15 +257,42 @@ def test_the_story_fits_the_screen_at_every_step(
     figures = play_story(page, screen, "simulated")
     page.close()
     (OUT / f"{screen.name}-figures.json").write_text(json.dumps(figures, indent=1))
+    assert "process 2: new, alive" in figures["next"]
     assert errors == []
-    assert figures["ledger_verdict_px"] >= SMALLEST_VERDICT_PX - 2
+    assert figures["ledger_verdict_px"] >= SMALLEST_VERDICT_PX
+    assert figures["audit_px"] >= SMALLEST_AUDIT_PX
 
 
 def test_the_theatre_spans_a_projector_screen(
-    browser: Any,  # noqa: F811 - the fixture imported above
-    theatre_url: str,  # noqa: F811 - the fixture imported above
+    browser: Any,
+    theatre_url: str,
 ) -> None:
     page, _ = open_screen(browser, theatre_url, SCREENS[1])
     span = measure(page)["span"]
     page.close()
     assert span >= 0.85
+
+
+def test_real_mode_kills_a_worker_and_says_which_process_comes_next(
+    browser: Any,
+    theatre_url: str,
+) -> None:
+    """With the switch on, a worker process is killed with SIGKILL; after Restart the screen
+    names the next process as the app's own, by a pid that is not the worker's; the story ends
+    charged once, and one step back on the slider is PROCESSING again."""
+    screen = SCREENS[0]
+    page, errors = open_screen(browser, theatre_url, screen)
+    page.get_by_text("real process, killed with SIGKILL").click()
+    page.wait_for_selector(
+        "text=each payment runs in a new worker process", timeout=CLICK_TIMEOUT_MS
+    )
+    figures = play_story(page, screen, "real")
+    page.close()
+    (OUT / "real-figures.json").write_text(json.dumps(figures, indent=1))
+    killed, next_process = figures["killed"], figures["next"]
+    assert "killed with SIGKILL (exit status -9)" in killed
+    assert "this app, pid" in next_process
+    worker_pid = killed.split("worker pid ")[1].split(":")[0]
+    assert f"not the killed worker (pid {worker_pid})" in next_process
+    assert f"this app, pid {worker_pid}" not in next_process
+    assert errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -71,8 +72,10 @@ def test_pay_crash_after_the_charge_kills_the_process_and_leaves_the_ledgers_apa
     assert "charged 25.00 EUR" in plain(theatre, "ledgers")
     assert "PROCESSING 25.00 EUR" in plain(theatre, "ledgers")
     assert "… unsettled" in plain(theatre, "ledgers")
-    assert "1 violation(s): settled_matches_gateway" in plain(theatre, "story")
-    assert "missing_in_our_records 1" in plain(theatre, "story")
+    assert "the gateway took money that our records do not call paid" in plain(theatre, "story")
+    assert theatre.verdict == (
+        "After the crash the gateway holds: charged 25.00 EUR. We hold: PROCESSING."
+    )
 
 
 def test_buttons_refuse_what_makes_no_sense(theatre: CrashTheatre) -> None:
@@ -96,7 +99,8 @@ def test_restart_then_recover_settles_the_payment_and_the_ledgers_agree(
     theatre.pay_button.click()
     crashed = svg_of(theatre)
     theatre.restart_button.click()
-    assert "alive · generation 1" in plain(theatre, "process")
+    assert "process 2: new, alive" in plain(theatre, "process")
+    assert theatre.verdict == "A new process, its memory empty: it knows only what the disk holds."
     theatre.recover_button.click()
     assert svg_of(theatre) != crashed
     assert lit(svg_of(theatre)) == ["SUCCESS"]
@@ -104,9 +108,8 @@ def test_restart_then_recover_settles_the_payment_and_the_ledgers_agree(
     ledgers = plain(theatre, "ledgers")
     assert "SUCCESS 25.00 EUR" in ledgers
     assert "✔ agree" in ledgers
-    assert "every invariant holds" in plain(theatre, "story")
-    assert "matched 1" in plain(theatre, "story")
-    assert "asked again with the same key: SUCCESS" in plain(theatre, "client")
+    assert "nothing wrong: every check holds" in plain(theatre, "story")
+    assert theatre.verdict == "Recovered. Charged once, our records agree."
 
 
 def test_recovery_steps_come_from_the_report_and_the_appended_events(
@@ -125,13 +128,62 @@ def test_recovery_steps_come_from_the_report_and_the_appended_events(
     assert said["settled"] == "appended v4 ChargeConfirmed → SUCCESS"
     # They appear one after another on screen.
     delays = re.findall(r"animation-delay:([\d.]+)s", theatre.pictures["story"].value)
-    assert delays == ["0.0", "0.6", "1.2", "1.8"]
+    assert delays == ["0.0", "0.6", "1.2", "1.8", "1.8"]  # the last is the audit after recovery
+
+
+def test_the_verdicts_arrive_with_the_last_recovery_step_not_before(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    for name in ("verdict", "ledgers"):
+        assert re.findall(r"animation-delay:([\d.]+)s", theatre.pictures[name].value) == ["1.8"]
+
+
+def test_the_narration_uses_the_dropdowns_words_not_the_engines(theatre: CrashTheatre) -> None:
+    theatre.pay_button.click()
+    said = plain(theatre, "verdict") + plain(theatre, "process")
+    assert "after the gateway charged, before we recorded it" in said
+    assert "gateway.charge" not in said
+    assert "generation" not in said
+
+
+def test_simulated_times_read_as_time_since_the_first_event(theatre: CrashTheatre) -> None:
+    """The gateway answers 0.35 s after the request and the restart takes 2 s, on the virtual
+    clock, so recovery's confirmation is recorded at +2.70 s."""
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    store = plain(theatre, "store")
+    assert re.findall(r"\+[\d.]+ s", store) == ["+0.00 s", "+0.00 s", "+0.00 s", "+2.70 s"]
+    assert "00:00:00" not in store
+    assert "charged 25.00 EUR  at +0.35 s" in plain(theatre, "ledgers")
+
+
+def test_pay_again_after_recovery_returns_the_same_payment_and_charges_nothing_new(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    assert theatre.again_button.disabled
+    theatre.recover_button.click()
+    assert not theatre.again_button.disabled
+    first = theatre.payment_id
+    theatre.again_button.click()
+    assert theatre.payment_id == first
+    assert len(theatre.stage.engine.charges()) == 1
+    assert theatre.said == "same key, the same payment back: SUCCESS"
+    assert theatre.verdict == (
+        "Same key, the same payment back: no new charge. Charged once, our records agree."
+    )
+    assert plain(theatre, "ledgers").count("charged 25.00 EUR") == 1
 
 
 def test_a_crash_before_the_charge_is_redriven_with_the_same_key(theatre: CrashTheatre) -> None:
     theatre.crash.value = choice("before the charge was sent")
     theatre.pay_button.click()
-    assert "none" in plain(theatre, "ledgers")
+    assert "no charge" in plain(theatre, "ledgers")
     theatre.restart_button.click()
     theatre.recover_button.click()
     said = dict(theatre.steps)
@@ -146,13 +198,24 @@ def test_a_crash_after_the_success_event_finds_the_row_written_in_the_same_trans
     theatre.crash.value = choice("after PaymentSucceeded was written")
     theatre.pay_button.click()
     assert "SUCCESS" in plain(theatre, "row")
-    assert "equals replay(events)" in plain(theatre, "row")
+    assert "the same as the events say" in plain(theatre, "row")
     theatre.restart_button.click()
     theatre.recover_button.click()
-    assert "equals replay(events)" in plain(theatre, "row")
+    assert "the same as the events say" in plain(theatre, "row")
     assert dict(theatre.steps)["asked the gateway"] == (
         "not asked: the events already hold the outcome"
     )
+
+
+def test_a_crash_before_the_charge_is_told_as_nobody_charged_and_the_payment_stuck(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.crash.value = choice("before the charge was sent")
+    theatre.pay_button.click()
+    assert theatre.verdict == "After the crash the gateway holds: no charge. We hold: PROCESSING."
+    story = plain(theatre, "story")
+    assert "nobody was charged, but the payment is stuck half-way, unfinished" in story
+    assert "settled_matches_gateway" not in story
 
 
 def test_no_crash_pays_at_once_and_recovery_finds_nothing(theatre: CrashTheatre) -> None:
@@ -197,16 +260,23 @@ def test_real_mode_kills_a_worker_with_sigkill_and_recovers_over_its_files() -> 
         assert isinstance(stage, KilledStage)
         theatre.pay_button.click()
         assert stage.worker is not None and stage.worker.returncode == -9
-        assert "killed with SIGKILL (exit status -9)" in plain(theatre, "process")
-        assert "stopped after gateway.charge #1" in plain(theatre, "process")
+        process = plain(theatre, "process")
+        assert f"worker pid {stage.worker.pid}: killed" in process
+        assert "stopped after the gateway charged, before we recorded it, and was killed" in process
+        assert "killed with SIGKILL (exit status -9)" in process
         assert lit(svg_of(theatre)) == ["PROCESSING"]
         assert "charged 25.00 EUR" in plain(theatre, "ledgers")
-        assert "settled_matches_gateway" in plain(theatre, "story")
+        assert "the gateway took money" in plain(theatre, "story")
         theatre.restart_button.click()
+        process = plain(theatre, "process")
+        assert f"next process: this app, pid {os.getpid()}" in process
+        assert f"not the killed worker (pid {stage.worker.pid})" in process
         theatre.recover_button.click()
         assert lit(svg_of(theatre)) == ["SUCCESS"]
         assert "✔ agree" in plain(theatre, "ledgers")
-        assert "every invariant holds" in plain(theatre, "story")
+        assert "every check holds" in plain(theatre, "story")
+        theatre.again_button.click()
+        assert theatre.said == "same key, the same payment back: SUCCESS"
         folder = Path(stage.store.removeprefix("sqlite:///")).parent
     finally:
         theatre.close()

@@ -58,8 +58,14 @@ PANELS = ("verdict", "client", "process", "ledgers", "state", "story", "store", 
 
 
 def share(grow: int, basis: str) -> w.Layout:
-    """A box's share of its row: it grows by `grow` parts from `basis` and wraps below that."""
-    return w.Layout(flex=f"{grow} 1 {basis}", min_width="0", width="auto")
+    """A box's share of its row: it grows by `grow` parts from `basis` (rem: the page's type,
+    not the widget's own smaller one) and wraps below that."""
+    return w.Layout(flex=f"{grow} 1 {basis}", min_width=f"min({basis}, 100%)", width="auto")
+
+
+def fitting() -> w.Layout:
+    """A control as wide as its words, and never wider than its row."""
+    return w.Layout(width="auto", max_width="100%")
 
 
 def held(row: LedgerRow | None) -> tuple[str, str]:
@@ -85,17 +91,17 @@ class CrashTheatre(Snapshot):
         self.seed = seed
         self.crash = w.Dropdown(
             options=[(choice.words, choice) for choice in CRASH_CHOICES], value=CRASH_CHOICES[0],
-            description="crash", style={"description_width": "initial"}, layout=share(0, "auto"),
+            description="crash", style={"description_width": "initial"}, layout=fitting(),
         )  # fmt: skip
         self.real = w.Checkbox(value=real, description="real process, killed with SIGKILL",
-                               indent=False, layout=share(0, "auto"))  # fmt: skip
+                               indent=False, layout=fitting())  # fmt: skip
         self.pay_button = w.Button(description="Pay", icon="credit-card", button_style="primary")
         self.restart_button = w.Button(description="Restart", icon="refresh")
         self.recover_button = w.Button(description="Recover", icon="wrench")
         self.again_button = w.Button(description="Pay again, same key", icon="repeat")
         self.reset_button = w.Button(description="Reset", icon="undo")
         self.time = w.IntSlider(description="version", min=0, max=0, continuous_update=True,
-                                layout=share(1, "12em"))  # fmt: skip
+                                layout=share(1, "12rem"))  # fmt: skip
         self.pictures = {name: w.HTML().add_class(f"theatre-{name}") for name in PANELS}
         for button, action, name in (
             (self.pay_button, self.pay, "pay"), (self.restart_button, self.restart, "restart"),
@@ -121,9 +127,9 @@ class CrashTheatre(Snapshot):
 
     def _layout(self) -> w.Box:
         p = self.pictures
-        for name, grow, basis in (("client", 2, "14em"), ("process", 3, "18em"),
-                                  ("ledgers", 3, "18em"), ("state", 5, "24em"),
-                                  ("story", 4, "18em"), ("replay", 3, "16em")):  # fmt: skip
+        for name, grow, basis in (("client", 2, "14rem"), ("process", 3, "18rem"),
+                                  ("ledgers", 3, "18rem"), ("state", 5, "31rem"),
+                                  ("story", 4, "18rem"), ("replay", 3, "16rem")):  # fmt: skip
             p[name].layout = share(grow, basis)
         p["verdict"].layout = w.Layout(width="100%")
         title = w.HTML(
@@ -132,7 +138,7 @@ class CrashTheatre(Snapshot):
         buttons = (self.pay_button, self.restart_button, self.recover_button, self.again_button,
                    self.reset_button)  # fmt: skip
         wraps = w.Layout(flex_flow="row wrap", align_items="stretch", width="100%")
-        disk = w.VBox([p["store"], p["row"]], layout=share(3, "16em"))
+        disk = w.VBox([p["store"], p["row"]], layout=share(3, "16rem"))
         return w.VBox([
             w.HBox([title, self.crash, *buttons, self.real],
                    layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%")),

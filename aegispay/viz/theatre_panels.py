@@ -22,8 +22,9 @@ from aegispay.viz.ledgers import MARK, LedgerRow
 # One stylesheet for the whole screen. Type grows with the window between its floor and its
 # ceiling (clamp), boxes share the width by flex fractions and wrap when the window narrows.
 CSS = """<style>
-.theatre{font-family:Helvetica,Arial,sans-serif;font-size:16px;line-height:1.35;color:#111}
-.theatre h3{margin:0 0 4px 0;font-size:15px;text-transform:uppercase;color:#444;
+.theatre{font-family:Helvetica,Arial,sans-serif;font-size:clamp(16px,1.17vw,26px);
+  line-height:1.35;color:#111}
+.theatre h3{margin:0 0 4px 0;font-size:.95em;text-transform:uppercase;color:#444;
   letter-spacing:.5px}
 .theatre .card{border:1px solid #d1d5db;border-radius:8px;padding:8px 12px;background:#fff;
   box-sizing:border-box;height:100%;overflow-wrap:anywhere}
@@ -38,21 +39,21 @@ CSS = """<style>
 .theatre .verdict{font-size:clamp(24px,2.4vw,52px);font-weight:bold;line-height:1.2;
   margin:2px 0}
 .theatre .said{font-size:clamp(16px,1.2vw,26px);color:#333}
-.theatre .ledger-verdict{font-size:clamp(22px,1.8vw,40px);margin:4px 0}
-.theatre .audit{font-size:clamp(18px,1.4vw,30px);margin:4px 0}
+.theatre .ledger-verdict{font-size:clamp(24px,1.8vw,40px);margin:4px 0}
+.theatre .audit{font-size:clamp(20px,1.4vw,30px);margin:4px 0}
 .theatre .chip{display:inline-block;border-radius:6px;padding:1px 8px;margin:2px 4px 2px 0;
   border:1px solid #9ca3af}
 .theatre-state svg{width:100%;height:auto;max-height:max(44vh,300px)}
 .theatre .gone{opacity:.35}
 .theatre.widget-vbox,.theatre .widget-hbox,.theatre .widget-gridbox{gap:8px}
 .theatre .widget-button,.theatre select,.theatre .widget-label,.theatre label,
-.theatre .widget-readout{font-size:16px}
+.theatre .widget-readout{font-size:clamp(16px,1.17vw,26px)}
 .theatre .widget-button{width:auto;height:auto;min-height:36px;padding:4px 14px}
 .theatre select{height:auto;min-height:36px;max-width:100%}
 .theatre .widget-dropdown,.theatre .widget-checkbox,.theatre .widget-slider{width:auto;
   height:auto;max-width:100%}
 .theatre ol{margin:2px 0;padding-left:1.4em}
-.theatre code{font-size:15px}
+.theatre code{font-size:.95em}
 .theatre .step{opacity:0;animation:theatre-step .35s ease-out forwards}
 @keyframes theatre-step{from{opacity:0;transform:translateX(-8px)}to{opacity:1;transform:none}}
 </style>"""
@@ -65,9 +66,12 @@ def card(title: str, body: str, extra: str = "") -> str:
     return f'<div class="theatre card {extra}"><h3>{html.escape(title)}</h3>{body}</div>'
 
 
-def appearing(delay: float) -> str:
-    """The attributes of a part that fades in `delay` seconds after it is drawn."""
-    return f'class="step" style="animation-delay:{delay:.1f}s"'
+def appearing(delay: float | None, classes: str = "") -> str:
+    """The attributes of a part with `classes` that fades in `delay` seconds after it is drawn,
+    or is there at once when `delay` is None."""
+    if delay is None:
+        return f'class="{classes}"'
+    return f'class="{f"step {classes}".strip()}" style="animation-delay:{delay:.1f}s"'
 
 
 def since(start: datetime | None, moment: datetime) -> str:
@@ -79,9 +83,9 @@ def since(start: datetime | None, moment: datetime) -> str:
 def verdict_html(verdict: str, said: str, delay: float | None = None) -> str:
     """The biggest thing on the screen: where the story stands, and below it what the last
     click did; with `delay`, both arrive together with recovery's last step."""
-    shown = appearing(delay) if delay is not None else ""
     return (
-        f'<div class="theatre" {shown}><div class="verdict">{html.escape(verdict)}</div>'
+        f"<div {appearing(delay, 'theatre verdict-line')}>"
+        f'<div class="verdict">{html.escape(verdict)}</div>'
         f'<div class="said">{html.escape(said)}</div></div>'
     )
 
@@ -159,7 +163,6 @@ def ledgers_html(
     """Our record beside each gateway's ledger, and in large type whether they agree."""
     if not rows:
         return card("two ledgers", "<i>no payment, no charge</i>")
-    shown = appearing(delay) if delay is not None else ""
     body = ""
     for row in rows:
         ours = f"{row.payment.state} {row.payment.amount}" if row.payment else "none"
@@ -171,7 +174,8 @@ def ledgers_html(
         tone = {"agree": "ok", "disagree": "bad", "unsettled": "wait"}[row.verdict]
         body += (
             f"<table><tr><td>our record</td><td><b>{html.escape(ours)}</b></td></tr>{theirs}"
-            f'</table><div {shown}><div class="ledger-verdict {tone}">{MARK[row.verdict]}</div>'
+            f"</table><div {appearing(delay)}>"
+            f'<div class="ledger-verdict {tone}">{MARK[row.verdict]}</div>'
             f"<div>{html.escape(row.reason)}</div></div>"
         )
     return card("two ledgers: ours and the gateways'", body)
@@ -207,13 +211,12 @@ def audit_html(when: str, report: InvariantReport | None, words: str, delay: flo
     """One audit, as `aegispay audit` computes it, said in words: what is wrong, or nothing."""
     if report is None:
         return f'<div class="audit">{html.escape(when)}: <i>not yet</i></div>'
-    shown = appearing(delay) if delay is not None else ""
     verdict = (
         f'<span class="bad">✘ {html.escape(words)}</span>'
         if report.violations
         else '<span class="ok">✔ nothing wrong: every check holds</span>'
     )
-    return f'<div class="audit" {shown}>{html.escape(when)}: {verdict}</div>'
+    return f"<div {appearing(delay, 'audit')}>{html.escape(when)}: {verdict}</div>"
 
 
 def broken_in_words(report: InvariantReport, charged: bool) -> str:
