@@ -177,7 +177,8 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
                    attack_command, [
             (("--without",), {"action": "append", "default": [], "metavar": "DEFENSE",
                               "help": f"switch a defense off (repeatable): {', '.join(DEFENSES)}"}),
-            (("--lab",), {"help": f"the lab your solution is for: {', '.join(LABS)}"}),
+            (("--lab",), {"help": f"the lab your solution is for: {', '.join(LABS)} "
+                                  "(without it, the engine itself is attacked)"}),
             (("--solution",), {"metavar": "FILE.py", "help": "your solution, a Python file "
                                "defining " + ", ".join(f"{n} ({lab})"
                                                        for lab, n in SOLUTION_NAMES.items())}),
