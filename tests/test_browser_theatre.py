@@ -124,7 +124,7 @@ def measure(page: Any) -> dict[str, Any]:
 
 def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
     """Nothing cut off, overflowing, overlapping or too small on this screen at this step."""
-    page.screenshot(path=OUT / f"{screen.name}-{step}.png")
+    page.screenshot(path=OUT / f"{screen.name}-{step}.png", full_page=True)
     fit = measure(page)
     wrong = {
         name: fit[name] for name in ("outside", "overflowing", "overlaps", "small") if fit[name]
@@ -210,7 +210,7 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
         DOCS_SHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=DOCS_SHOT)
 
-    click(page, "restart", lambda: wait_for_verdict(page, "A new process"), timings)
+    click(page, "restart", lambda: wait_for_verdict(page, "The next process"), timings)
     assert_fits(page, screen, f"{mode}-3-restarted")
     next_process = panel(page, "process")
 

@@ -45,8 +45,8 @@ def test_crash_choices_name_the_boundaries_the_engine_crosses() -> None:
         "after gateway.charge #1",
         "before gateway.charge #1",
         "inside gateway.charge #1",
+        "after events.append #1",
         "after events.append #2",
-        "after events.append #3",
         "no crash",
     ]
 
@@ -100,7 +100,9 @@ def test_restart_then_recover_settles_the_payment_and_the_ledgers_agree(
     crashed = svg_of(theatre)
     theatre.restart_button.click()
     assert "process 2: new, alive" in plain(theatre, "process")
-    assert theatre.verdict == "A new process, its memory empty: it knows only what the disk holds."
+    assert theatre.verdict == (
+        "The next process, its memory empty: it knows only what the disk holds."
+    )
     theatre.recover_button.click()
     assert svg_of(theatre) != crashed
     assert lit(svg_of(theatre)) == ["SUCCESS"]
@@ -197,6 +199,7 @@ def test_a_crash_after_the_success_event_finds_the_row_written_in_the_same_trans
     """The projection row commits with its events, so a crash after the append leaves no drift."""
     theatre.crash.value = choice("after PaymentSucceeded was written")
     theatre.pay_button.click()
+    assert not theatre.stage.process.alive
     assert "SUCCESS" in plain(theatre, "row")
     assert "the same as the events say" in plain(theatre, "row")
     theatre.restart_button.click()
@@ -205,6 +208,27 @@ def test_a_crash_after_the_success_event_finds_the_row_written_in_the_same_trans
     assert dict(theatre.steps)["asked the gateway"] == (
         "not asked: the events already hold the outcome"
     )
+
+
+def test_every_crash_choice_but_no_crash_kills_the_process_where_its_words_say(
+    theatre: CrashTheatre,
+) -> None:
+    """Each choice stops the process with the events its words promise already stored."""
+    stored = {}
+    for crash in CRASH_CHOICES:
+        theatre.reset_button.click()
+        theatre.crash.value = crash
+        theatre.pay_button.click()
+        assert theatre.stage.process.alive is (crash.boundary is None), crash.words
+        stored[crash.words] = [r.event.type for r in theatre.recorded][-1]
+    assert stored == {
+        "after the gateway charged, before we recorded it": "ProcessingStarted",
+        "before the charge was sent": "ProcessingStarted",
+        "while the charge is on the wire": "ProcessingStarted",
+        "after ProcessingStarted was written": "ProcessingStarted",
+        "after PaymentSucceeded was written": "PaymentSucceeded",
+        "no crash": "PaymentSucceeded",
+    }
 
 
 def test_a_crash_before_the_charge_is_told_as_nobody_charged_and_the_payment_stuck(
@@ -309,3 +333,15 @@ def test_free_port_moves_off_a_port_in_use() -> None:
         taken.bind(("127.0.0.1", port))
         taken.listen()
         assert free_port(port) != port
+
+
+def test_pay_again_keeps_recoverys_steps_on_screen_without_unfolding_them_again(
+    theatre: CrashTheatre,
+) -> None:
+    theatre.pay_button.click()
+    theatre.restart_button.click()
+    theatre.recover_button.click()
+    theatre.again_button.click()
+    assert "settled" in plain(theatre, "story")
+    for name in ("verdict", "story", "ledgers"):
+        assert "animation-delay" not in theatre.pictures[name].value

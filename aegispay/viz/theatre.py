@@ -120,7 +120,7 @@ class CrashTheatre(Snapshot):
         self.payment_id: str | None = None
         self.said = self.verdict = self.narration = ""
         self.steps: list[tuple[str, str]] = []
-        self.crashed = self.recovered = False
+        self.crashed = self.recovered = self.unfold = False
         self.audit_before: InvariantReport | None = None
         self.audit_after: InvariantReport | None = None
         self.reset()
@@ -173,7 +173,7 @@ class CrashTheatre(Snapshot):
         self.stage.restart()
         self.recovered = False
         in_flight = len(self.stage.engine.list_payments("PROCESSING"))
-        self.verdict = "A new process, its memory empty: it knows only what the disk holds."
+        self.verdict = "The next process, its memory empty: it knows only what the disk holds."
         self.narration = (
             f"Restart: the disk lists {in_flight} payment(s) left PROCESSING. Now press Recover."
         )
@@ -186,7 +186,7 @@ class CrashTheatre(Snapshot):
         report = self.stage.recover()
         after = engine.event_store.read(self.payment_id) if self.payment_id else []
         self.steps = recovery_steps(report, before, after)
-        self.recovered = True
+        self.recovered = self.unfold = True
         self.audit_after = engine.check_invariants()
         self.verdict = self._settled("Recovered.")
         self.narration = "Recover: done. Press Pay again: the shop retries with the same key."
@@ -205,7 +205,7 @@ class CrashTheatre(Snapshot):
         charged = "no new charge" if new == 0 else f"{new} new charge(s)"
         self.verdict = f"Same key, {same} back: {charged}. {self._settled('')}".strip()
         self.narration = f"Pay again: the shop sent key {self.key} again and got {again.id} back."
-        self.steps = []
+        self.unfold = False
         self.redraw()
 
     def reset(self) -> None:
@@ -219,7 +219,7 @@ class CrashTheatre(Snapshot):
         self.verdict = "Choose where to crash, then press Pay."
         self.narration = "The shop will pay 25.00 EUR; the process will die where you choose."
         self.steps = []
-        self.crashed = self.recovered = False
+        self.crashed = self.recovered = self.unfold = False
         self.audit_before = self.audit_after = None
         self.redraw()
 
@@ -258,8 +258,9 @@ class CrashTheatre(Snapshot):
 
     @property
     def last_step_delay(self) -> float | None:
-        """When recovery's last step appears, for the verdicts that arrive with it."""
-        return (len(self.steps) - 1) * STEP_SECONDS if self.steps else None
+        """When recovery's last step appears, for the verdicts that arrive with it; None when
+        recovery did not just run (its steps are all shown at once)."""
+        return (len(self.steps) - 1) * STEP_SECONDS if self.steps and self.unfold else None
 
     def redraw(self) -> None:
         """Redraw every picture from the stores, follow the slider to the present, set buttons."""
@@ -284,7 +285,7 @@ class CrashTheatre(Snapshot):
         charged = ledger is not None and held(ledger)[0] != "no charge"
         p["story"].value = card(
             "recovery",
-            steps_html(self.steps)
+            steps_html(self.steps, self.unfold)
             + self._audit("audit after the crash", self.audit_before, charged, None)
             + self._audit("audit after recovery", self.audit_after, charged, delay),
         )

@@ -195,12 +195,13 @@ def gateway_record(row: LedgerRow, gateway: str, start: datetime | None) -> str:
     )
 
 
-def steps_html(steps: Sequence[tuple[str, str]]) -> str:
-    """Recovery's steps as a list whose items appear one after another."""
+def steps_html(steps: Sequence[tuple[str, str]], unfold: bool = True) -> str:
+    """Recovery's steps as a list whose items appear one after another (all at once when not
+    `unfold`: recovery ran clicks ago)."""
     if not steps:
         return "<div><i>recovery has not run</i></div>"
     items = "".join(
-        f"<li {appearing(index * STEP_SECONDS)}><b>{html.escape(step)}</b>: "
+        f"<li {appearing(index * STEP_SECONDS if unfold else None)}><b>{html.escape(step)}</b>: "
         f"{html.escape(text)}</li>"
         for index, (step, text) in enumerate(steps)
     )

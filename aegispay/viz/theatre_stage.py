@@ -45,8 +45,8 @@ RESTART_SECONDS = 2.0
 class CrashChoice:
     """Where to crash, in the words a person uses, and as the boundary the engine crosses.
 
-    The nth crossing is counted from after the payment's creation: `events.append #2` is
-    ProcessingStarted (#1 is PaymentAuthenticated).
+    The nth crossing is counted from after the payment's creation: `events.append #1` writes
+    PaymentAuthenticated and ProcessingStarted together, `#2` the outcome (PaymentSucceeded).
     """
 
     words: str
@@ -64,8 +64,8 @@ CRASH_CHOICES: tuple[CrashChoice, ...] = (
     CrashChoice("after the gateway charged, before we recorded it", "gateway.charge", "after"),
     CrashChoice("before the charge was sent", "gateway.charge", "before"),
     CrashChoice("while the charge is on the wire", "gateway.charge", "inside"),
-    CrashChoice("after ProcessingStarted was written", "events.append", "after", 2),
-    CrashChoice("after PaymentSucceeded was written", "events.append", "after", 3),
+    CrashChoice("after ProcessingStarted was written", "events.append", "after", 1),
+    CrashChoice("after PaymentSucceeded was written", "events.append", "after", 2),
     CrashChoice("no crash"),
 )
 
