@@ -5,6 +5,8 @@ enumeration, invariant checks) are in `aegispay.sim`. `AegisPay` is the engine w
 levers at hand, and without them asked for it is the plain engine (`Engine`).
 """
 
+# The labs, as `aegispay.labs`: they attack the engine below from outside.
+from aegispay import labs
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import (
@@ -67,6 +69,7 @@ __all__ = [
     "SystemClock",
     "VirtualClock",
     "evolve",
+    "labs",
     "payment_id_for",
     "replay",
 ]
