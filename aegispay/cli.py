@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -45,6 +46,8 @@ EXIT_STATUS = """exit status:
   2  bad input: an option, a URL or a database file was refused
   3  the process crashed (simulated by a `crash` fault): run the same command again to resume
 """
+# A day: longer leases, backoffs or waits are a typing mistake, not a setting.
+MAX_SECONDS = 86_400.0
 CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume"
 
 
@@ -68,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show every option's default, and the exit status table as it is written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # An option without a default says in its own words, "(default: ...)", what happens
+        # when it is not given; argparse would add a second, "(default: None)".
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,13 +103,18 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
     """Each command: its summary, its handler and its options, in the order `--help` lists them."""
     store: Option = (
         ("--store",),
-        {"default": "sqlite:///aegispay.db", "help": "event store URL (sqlite:/// or memory://)"},
+        {
+            "default": "sqlite:///aegispay.db",
+            "help": "event store URL: sqlite:///file.db, postgresql://host/db?schema=name "
+            "or memory://",
+        },
     )
     gateway: Option = (
         ("--gateway",),
         {
             "default": "sqlite:///aegispay-gateway.db",
-            "help": "gateway ledger URL, a different file from the store",
+            "help": "gateway ledger URL (sqlite:///file.db, postgresql://host/db?schema=name "
+            "or memory://), a different file from the store",
         },
     )
     as_json: Option = (("--json",), {"action": "store_true", "help": "print JSON"})
@@ -143,10 +158,10 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
         "chaos": ("a seeded soak of every fault, then the invariants", chaos_command, [
             count(1000, "how many payments to soak"),
             seed(0, "seed of the soak: the same seed, the same digest"),
-            (("--store",), {"help": "event store URL, given with --gateway; "
-                                    "with neither, all is in memory"}),
-            (("--gateway",), {"help": "gateway ledger URL, given with --store; "
-                                      "with neither, all is in memory"}),
+            (("--store",), {"help": "event store URL, given with --gateway "
+                                    "(default: with neither, all is in memory)"}),
+            (("--gateway",), {"help": "gateway ledger URL, given with --store "
+                                      "(default: with neither, all is in memory)"}),
             flag("--json", "print JSON (and no progress bar)"),
         ]),
         "submit": ("create N seeded payments and queue them for workers", submit_command, [
@@ -162,10 +177,13 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--batch",), {"type": _positive_int, "default": 1, "help": "payments per claim"}),
             fault,
             (("--seed",), {"type": int, "help": "seed of the faults (default: the process id)"}),
-            (("--lock-ttl",), {"type": float, "default": 30.0,
+            (("--lock-ttl",), {"type": _positive_seconds, "default": 30.0,
                                "help": "seconds a payment's lease lasts"}),
-            (("--backoff",), {"type": float, "default": 1.0, "help": "first retry backoff in "
-                              "seconds (longest 10x, breaker cool-down 60x)"}),
+            (("--backoff",), {"type": _positive_seconds, "default": 1.0,
+                              "help": "first retry backoff in seconds (longest 10x, "
+                                      "breaker cool-down 60x)"}),
+            (("--timeout-wait",), {"type": _seconds, "default": 5.0, "help": "seconds a "
+                                   "simulated gateway timeout (a --fault) really waits"}),
             flag("--once", "take one batch, then stop"),
             flag("--until-empty", "stop once the queue is empty, after a last janitor run "
                  "(it waits for a janitor lock another holds)"),
@@ -178,10 +196,11 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--without",), {"action": "append", "default": [], "metavar": "DEFENSE",
                               "help": f"switch a defense off (repeatable): {', '.join(DEFENSES)}"}),
             (("--lab",), {"help": f"the lab your solution is for: {', '.join(LABS)} "
-                                  "(without it, the engine itself is attacked)"}),
+                                  "(default: none, the engine itself is attacked)"}),
             (("--solution",), {"metavar": "FILE.py", "help": "your solution, a Python file "
                                "defining " + ", ".join(f"{n} ({lab})"
-                                                       for lab, n in SOLUTION_NAMES.items())}),
+                                                       for lab, n in SOLUTION_NAMES.items())
+                               + " (default: none; required with --lab)"}),
             seed(0, "seed of the attack: the same seed, the same counterexample"),
             (("--depth",), {"type": _positive_int, "default": DEPTH,
                             "help": "most moves per schedule tried exhaustively (3 is deeper)"}),
@@ -191,6 +210,27 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
                                                     "help": "event store URL (a sqlite:/// file)"}),
                                     as_json]),
     }  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds from the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
+    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 0 to {MAX_SECONDS:g} (got {text!r})"
+        )
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero from the command line."""
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds (got {text!r})")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -298,7 +338,10 @@ def worker_command(args: argparse.Namespace) -> int:
     if args.once and args.until_empty:
         raise InvalidRequest("worker", "give --once or --until-empty, not both")
     schedule = SyncSchedule.parse(args.sync)
-    faults = FailureConfig.from_pairs(args.fault) if args.fault else None
+    faults = None
+    if args.fault:
+        wait = {"timeout_delay_ms": round(args.timeout_wait * 1000)}
+        faults = FailureConfig.from_pairs(args.fault).model_copy(update=wait)
     check_databases(args.store, args.gateway, existing=False)
     name = args.name or f"worker-{os.getpid()}"
     stop = threading.Event()
@@ -319,7 +362,13 @@ def worker_command(args: argparse.Namespace) -> int:
         print(json.dumps(summary.__dict__))
     else:
         print(f"worker {name} stopped: processed {summary.processed} {summary.states}")
-    return 0
+    if not args.until_empty or summary.unresolved == 0:
+        return 0
+    left = "its last janitor run could not take the janitor lock"
+    if summary.unresolved is not None:
+        left = f"{summary.unresolved} payments are left unresolved"
+    print(f"aegispay: the queue is empty but {left}", file=sys.stderr)
+    return 1
 
 
 def _say(line: str) -> None:

@@ -209,6 +209,8 @@ class WorkerSummary:
     janitor_runs: int = 0
     settled_by_janitor: int = 0
     alerts: int = 0
+    # Payments the latest janitor run left unresolved or halted; None when it could not run.
+    unresolved: int | None = None
 
     def count(self, state: PaymentState) -> None:
         self.processed += 1
@@ -262,6 +264,7 @@ class Worker:
         self.summary.janitor_runs += run.ran
         self.summary.settled_by_janitor += len(run.settled)
         self.summary.alerts += len(run.alerts)
+        self.summary.unresolved = run.recovery.unresolved + run.halted if run.ran else None
         self.say(run.line(self.name))
         for alert in run.alerts:
             self.say(alert)

@@ -389,7 +389,7 @@ def test_every_option_of_every_command_has_a_help_text_showing_its_default(
     assert entries[0].strip().startswith("-h, --help")
     assert len(entries) == 1 + len(re.findall(r"\[--", text.split("\n\n")[0]))
     for entry in entries[1:]:
-        assert "(default:" in entry, entry
+        assert entry.count("(default:") == 1, entry
 
 
 @pytest.mark.parametrize("command", COMMANDS)

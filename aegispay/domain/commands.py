@@ -78,16 +78,30 @@ class CreatePayment(BaseModel):
 @lru_cache(maxsize=4096)
 def payment_id_for(idempotency_key: str) -> str:
     """Derive the payment id from the idempotency key: one key, one payment, in every process."""
-    return "pay_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+    key = idempotency_key if idempotency_key.isascii() else normal_form(idempotency_key)
+    return "pay_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def normal_form(text: str) -> str:
+    """The text in Unicode's composed form (NFC): "café" typed or pasted is one key, not two."""
+    return unicodedata.normalize("NFC", text)
 
 
 def validate_key(value: object) -> str:
-    """Check an idempotency key is text as a client sent it, with nothing trimmed; return it."""
+    """Check an idempotency key is text as a client sent it, with nothing trimmed; return it in
+    Unicode's composed form (NFC), so that keys which print alike are one key."""
     key = validate_text("idempotency_key", value, MAX_KEY_LENGTH)
     # "order-1 " and "order-1" would be two payments for what is surely one order.
     if key != key.strip():
         raise InvalidRequest("idempotency_key", "must not start or end with whitespace", key)
-    return key
+    if key.isascii():
+        return key
+    # A no-break or other wide space prints as " " yet would make another payment.
+    for char in key:
+        if unicodedata.category(char) == "Zs" and char != " ":
+            rule = f"must not contain a space other than ' ': found {code_point(char)}"
+            raise InvalidRequest("idempotency_key", rule, key)
+    return normal_form(key)
 
 
 def validate_text(field: str, value: object, max_length: int) -> str:

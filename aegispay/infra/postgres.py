@@ -25,6 +25,22 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 SCHEMA_LOCK = 0x_AE615_5C4E
 
 
+def probe(conninfo: str, field: str) -> None:
+    """Connect once, so that a wrong database, user or host is named as such before a pool
+    (which would only retry and time out) is built; raise InvalidRequest saying why."""
+    try:
+        psycopg.connect(conninfo, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)).close()
+    except psycopg.Error as error:
+        raise InvalidRequest(field, f"cannot connect: {reason(error)}", conninfo) from None
+
+
+def reason(error: psycopg.Error) -> str:
+    """The server's or the network's own words for a failed connection, on one line."""
+    text = " ".join(str(error).split())
+    # libpq prefixes its answer with the address it tried: the cause is what follows.
+    return text.split(" failed: ")[-1].removeprefix("FATAL: ").strip() or type(error).__name__
+
+
 class PostgresDatabase:
     """A pool of autocommit connections to one database, each with its search_path on one schema.
 
@@ -37,6 +53,7 @@ class PostgresDatabase:
         self.schema = schema
         # The connection of each thread's open transaction, which statements in it share.
         self._local = threading.local()
+        probe(conninfo, field)
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,

@@ -78,6 +78,15 @@ def parse_locks_url(url: object) -> LocksURL:
             "locks", "must be 'memory://' or 'redis://host:6379/0' (optionally ?prefix=name)", url
         )
     server, prefix = _without_option("locks", url, "prefix", "aegispay")
+    parts = urlsplit(server)
+    try:
+        parts.port  # noqa: B018 - reading it is the check: a port that is no number raises
+    except ValueError:
+        raise InvalidRequest("locks", "the port must be a number from 1 to 65535", url) from None
+    database = parts.path.strip("/") or "0"
+    if not database.isdigit():
+        rule = f"the database after the port must be a number such as 0, not {database!r}"
+        raise InvalidRequest("locks", rule, url)
     return LocksURL("redis", server, prefix)
 
 
@@ -87,10 +96,18 @@ def _without_option(field: str, url: str, option: str, default: str) -> tuple[st
     if not parts.hostname and not parts.path.strip("/") and parts.scheme.startswith("postgres"):
         raise InvalidRequest(field, "must name a host or a database", url)
     query = parse_qsl(parts.query, keep_blank_values=True)
+    names = [name for name, _ in query]
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        rule = f"gives {', '.join(repeated)} more than once: say each option once"
+        raise InvalidRequest(field, rule, url)
     values = [value for name, value in query if name == option]
     value = values[-1] if values else default
     if not NAME.fullmatch(value):
         rule = f"{option} must be a lowercase name of letters, digits and '_' (got {value!r})"
+        raise InvalidRequest(field, rule, url)
+    # PostgreSQL's own schemas: tables created there would sit among the system catalogues.
+    if option == "schema" and (value.startswith("pg_") or value == "information_schema"):
+        rule = f"schema {value!r} belongs to PostgreSQL itself: name a schema of your own"
         raise InvalidRequest(field, rule, url)
     rest = urlencode([(name, v) for name, v in query if name != option])
     return urlunsplit(parts._replace(query=rest, fragment="")), value

@@ -13,7 +13,7 @@ from typing import Self
 
 import redis
 
-from aegispay.domain.errors import LockNotHeld
+from aegispay.domain.errors import InvalidRequest, LockNotHeld
 from aegispay.orchestration.ports import Clock
 
 # Delete the key only if it still holds our owner: a lease that expired and passed to another
@@ -52,8 +52,15 @@ class RedisLockManager:
 
     @classmethod
     def from_url(cls, url: str, clock: Clock, prefix: str = "aegispay") -> Self:
-        """Connect to the server a 'redis://host:port/db' URL names."""
-        return cls(redis.Redis.from_url(url, decode_responses=True), clock, prefix)
+        """Connect to the server a 'redis://host:port/db' URL names; InvalidRequest saying why
+        when it cannot be used (down, refusing, no such database number)."""
+        client = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            client.close()
+            raise InvalidRequest("locks", f"cannot connect: {error}", url) from None
+        return cls(client, clock, prefix)
 
     def acquire(self, resource: str, owner: str, ttl: float, wait: float = 0.0) -> bool:
         """Take the lease if free (not re-entrant); poll on the clock up to `wait` seconds."""
