@@ -97,54 +97,61 @@ class Verdict:
             text(str(self))
 
 
+# Points between two lanes, and between two steps, in the picture.
+LANE_GAP, ROW_GAP = 160, 44
+
+
 def lanes_dot(verdict: Verdict) -> str:
-    """DOT for a lane diagram: a column per actor, a row per step, an arrow or a mark per step."""
+    """DOT for a lane diagram: a column per actor, a row per step, an arrow or a note per step.
+
+    Every point is pinned (neato with `pos`), so the lanes stay straight however long a label.
+    """
     lanes = verdict.actors
     colour = HELD if verdict.holds else BROKE
     lines = [
         "digraph verdict {",
-        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.18, fontname="DejaVu Sans", '
-        f'labelloc=t, fontsize=22, fontcolor="{colour}", label="{_escape(verdict.headline)}"];',
-        '  node [shape=point, width=0.06, color="#888888", fontname="DejaVu Sans"];',
+        '  graph [layout=neato, inputscale=72, splines=false, fontname="DejaVu Sans", labelloc=t, '
+        f'fontsize=22, fontcolor="{colour}", label="{_escape(verdict.headline)}"];',
+        '  node [shape=point, width=0.05, color="#aaaaaa", fontname="DejaVu Sans"];',
         '  edge [fontname="DejaVu Sans", fontsize=14, arrowsize=0.7];',
     ]
-    rows = len(verdict.trace)
+    bottom = -(len(verdict.trace) + 1) * ROW_GAP
     for column, lane in enumerate(lanes):
-        lines.append(
+        x = column * LANE_GAP
+        lines += [
             f'  h{column} [shape=box, style="rounded,filled", fillcolor="#eef2f7", '
-            f'color="#5d6d7e", fontsize=16, width=1.6, label="{_escape(lane)}"];'
-        )
-        chain = [f"h{column}"] + [f"p{row}_{column}" for row in range(rows)]
-        for row in range(rows):
-            lines.append(f'  p{row}_{column} [label="", width=0.04];')
-        if rows:
-            lines.append(f'  {" -> ".join(chain)} [arrowhead=none, color="#bbbbbb", style=dashed];')
+            f'color="#5d6d7e", fontsize=16, width=1.7, pos="{x},0!", label="{_escape(lane)}"];',
+            f'  end{column} [pos="{x},{bottom}!", width=0.01];',
+            f'  h{column} -> end{column} [arrowhead=none, color="#bbbbbb", style=dashed];',
+        ]
     for row, step in enumerate(verdict.trace):
-        lines.append(f"  {{rank=same; {' '.join(f'p{row}_{c}' for c in range(len(lanes)))}}}")
+        y = -(row + 1) * ROW_GAP
         source = lanes.index(step.actor)
         target = lanes.index(step.target) if step.target in lanes else source
         paint = BROKE if step.breaking else "#34495e"
         words = _escape(("✘ " if step.breaking else "") + step.sentence)
-        width = ", penwidth=2.5" if step.breaking else ""
+        bold = ", penwidth=2.5" if step.breaking else ""
         if target == source:
             lines.append(
-                f'  p{row}_{source} [shape=box, style="rounded", width=0, height=0, '
-                f'fontsize=14, fontcolor="{paint}", color="{paint}", label="{words}"];'
+                f'  n{row} [shape=box, style="rounded,filled", fillcolor=white, fontsize=14, '
+                f'fontcolor="{paint}", color="{paint}"{bold}, pos="{source * LANE_GAP},{y}!", '
+                f'label="{words}"];'
             )
-        else:
-            lines.append(
-                f'  p{row}_{source} -> p{row}_{target} [label="{words}", color="{paint}", '
-                f'fontcolor="{paint}", constraint=false{width}];'
-            )
+            continue
+        lines += [
+            f'  a{row} [pos="{source * LANE_GAP},{y}!"];',
+            f'  b{row} [pos="{target * LANE_GAP},{y}!"];',
+            f'  a{row} -> b{row} [label="{words}", color="{paint}", fontcolor="{paint}"{bold}];',
+        ]
     lines.append("}")
     return "\n".join(lines)
 
 
 def _escape(text: str) -> str:
-    """Text safe inside a DOT double-quoted label, wrapped near 48 characters."""
+    """Text safe inside a DOT double-quoted label, wrapped near 40 characters."""
     words, lines, line = html.unescape(text).split(), [], ""
     for word in words:
-        if line and len(line) + len(word) > 48:
+        if line and len(line) + len(word) > 40:
             lines.append(line)
             line = word
         else:
