@@ -117,6 +117,12 @@ MEASURE = """smallest => {
 }"""
 
 
+REACHED = """() => {
+    const r = document.querySelector('.theatre-replay').getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= innerHeight + 0.5;
+}"""
+
+
 def measure(page: Any) -> dict[str, Any]:
     """The page's fit, as MEASURE reads it."""
     return dict(page.evaluate(MEASURE, SMALLEST_TEXT_PX))
@@ -124,8 +130,13 @@ def measure(page: Any) -> dict[str, Any]:
 
 def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
     """Nothing cut off, overflowing, overlapping or too small on this screen at this step."""
-    page.screenshot(path=OUT / f"{screen.name}-{step}.png", full_page=True)
+    page.screenshot(path=OUT / f"{screen.name}-{step}.png")
     fit = measure(page)
+    # Below the window's edge the page scrolls (inside Voila's cells): the last row is reachable.
+    page.evaluate("() => document.querySelector('.theatre-replay').scrollIntoView({block: 'end'})")
+    page.screenshot(path=OUT / f"{screen.name}-{step}-bottom.png")
+    reached = page.evaluate(REACHED)
+    page.evaluate("() => document.querySelector('.theatre').scrollIntoView()")
     wrong = {
         name: fit[name] for name in ("outside", "overflowing", "overlaps", "small") if fit[name]
     }
@@ -133,6 +144,8 @@ def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
         wrong["horizontal scroll (px)"] = fit["scroll"]
     if fit["verdictPx"] < SMALLEST_VERDICT_PX or not fit["verdictInView"]:
         wrong["verdict"] = (fit["verdictPx"], fit["verdictInView"])
+    if not reached:
+        wrong["the last row cannot be scrolled to"] = reached
     assert wrong == {}, f"{screen.name} {step}"
     return fit
 
@@ -156,6 +169,14 @@ def wait_for_verdict(page: Any, words: str) -> None:
     page.wait_for_function(
         "w => document.querySelector('.theatre-verdict .verdict')?.innerText.includes(w)",
         arg=words, timeout=CLICK_TIMEOUT_MS,
+    )  # fmt: skip
+
+
+def wait_for_panel(page: Any, name: str, words: str) -> None:
+    """Wait for a panel to show `words` (each panel arrives in its own message)."""
+    page.wait_for_function(
+        "([name, w]) => document.querySelector('.theatre-' + name)?.innerText.includes(w)",
+        arg=[name, words], timeout=CLICK_TIMEOUT_MS,
     )  # fmt: skip
 
 
@@ -198,6 +219,7 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
         page.wait_for_selector(".theatre-process .dead", timeout=CLICK_TIMEOUT_MS)
         wait_until_lit(page, "PROCESSING")
         wait_for_verdict(page, "After the crash")
+        wait_for_panel(page, "replay", "events[:3]")
 
     click(page, "pay", died, timings)
     crashed = assert_fits(page, screen, f"{mode}-2-crashed")
@@ -217,6 +239,7 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
     def recovered() -> None:
         wait_for_verdict(page, "Charged once, our records agree.")
         page.wait_for_function(ALL_SHOWN, timeout=CLICK_TIMEOUT_MS)
+        wait_for_panel(page, "replay", "events[:4]")
 
     click(page, "recover", recovered, timings)
     settled = assert_fits(page, screen, f"{mode}-4-recovered")
@@ -225,9 +248,14 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
     # Time travel: one step back on the slider is replay(events[:3]), lit PROCESSING again.
     page.locator(".theatre .noUi-handle").first.press("ArrowLeft")
     wait_until_lit(page, "PROCESSING")
+    wait_for_panel(page, "replay", "events[:3]")
     assert "PROCESSING" in panel(page, "replay")
 
-    click(page, "again", lambda: wait_for_verdict(page, "Same key"), timings)
+    def paid_again() -> None:
+        wait_for_verdict(page, "Same key")
+        wait_for_panel(page, "client", "the same payment back")
+
+    click(page, "again", paid_again, timings)
     assert_fits(page, screen, f"{mode}-5-paid-again")
     assert verdict(page).startswith("Same key, the same payment back: no new charge.")
     assert "same key, the same payment back: SUCCESS" in panel(page, "client")

@@ -132,9 +132,7 @@ class CrashTheatre(Snapshot):
                                   ("story", 4, "18rem"), ("replay", 3, "16rem")):  # fmt: skip
             p[name].layout = share(grow, basis)
         p["verdict"].layout = w.Layout(width="100%")
-        title = w.HTML(
-            CSS + '<b style="font-size:20px;white-space:nowrap">AegisPay crash theatre</b>'
-        )
+        title = w.HTML(CSS + '<b class="title">AegisPay crash theatre</b>')
         buttons = (self.pay_button, self.restart_button, self.recover_button, self.again_button,
                    self.reset_button)  # fmt: skip
         wraps = w.Layout(flex_flow="row wrap", align_items="stretch", width="100%")

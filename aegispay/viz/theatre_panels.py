@@ -36,6 +36,7 @@ CSS = """<style>
 .theatre .big{font-size:clamp(18px,1.5vw,30px);font-weight:bold;margin:4px 0}
 .theatre .ok{color:#15803d;font-weight:bold}.theatre .bad{color:#b91c1c;font-weight:bold}
 .theatre .wait{color:#92400e;font-weight:bold}
+.theatre .title{font-size:clamp(18px,1.4vw,30px);white-space:nowrap}
 .theatre .verdict{font-size:clamp(24px,2.4vw,52px);font-weight:bold;line-height:1.2;
   margin:2px 0}
 .theatre .said{font-size:clamp(16px,1.2vw,26px);color:#333}
