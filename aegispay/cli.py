@@ -19,14 +19,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 
+from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
-from aegispay.engine import Engine
+from aegispay.engine import Engine, Storage
 from aegispay.infra.clock import SystemClock, VirtualClock
-from aegispay.infra.events.sqlite import SQLiteEventStore
+from aegispay.infra.events.chain import key_from_environment
+from aegispay.infra.gateway.ledger import Ledger
 from aegispay.infra.urls import check_database, check_databases, parse_store_url
 from aegispay.labs import DEFENSES, DEPTH, LABS, SOLUTION_NAMES, attack, check, solution_from_file
-from aegispay.recovery.scrub import ScrubReport, scrub_event_log
+from aegispay.recovery.scrub import ChargeLookup, ScrubReport, scrub
 from aegispay.resilience.breaker import BreakerConfig
 from aegispay.resilience.retry import RetryPolicy
 from aegispay.sim.chaos import run_chaos
@@ -151,8 +153,8 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             flag("--trace", "print a line at every boundary crossing"),
             flag("--json", "print a JSON summary"),
         ]),
-        "recover": ("settle payments left in flight on durable state", recover_command,
-                    [store, gateway, as_json]),
+        "recover": ("check every stored event, then settle payments left in flight on "
+                    "durable state", recover_command, [store, gateway, as_json]),
         "crashpoints": ("crash at every boundary of every scenario, recover, check",
                         crashpoints_command, [seed(0, "seed of the scenarios"), as_json]),
         "chaos": ("a seeded soak of every fault, then the invariants", chaos_command, [
@@ -205,10 +207,16 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--depth",), {"type": _positive_int, "default": DEPTH,
                             "help": "most moves per schedule tried exhaustively (3 is deeper)"}),
         ]),
-        "verify": ("read every stored event and check its hash chain; report damage",
-                   verify_command, [(("--store",), {"default": "sqlite:///aegispay.db",
-                                                    "help": "event store URL (a sqlite:/// file)"}),
-                                    as_json]),
+        "verify": ("read every stored event, check its hash chain and each stream's last "
+                   "event against the projection and the gateway; report damage",
+                   verify_command, [
+            (("--store",), {"default": "sqlite:///aegispay.db",
+                            "help": "event store URL: sqlite:///file.db or "
+                                    "postgresql://host/db?schema=name"}),
+            (("--gateway",), {"help": "gateway ledger URL, to compare each payment with what "
+                                      "the gateway holds (default: none, not compared)"}),
+            as_json,
+        ]),
     }  # fmt: skip
 
 
@@ -384,15 +392,22 @@ def _print_progress(index: int, payment: Payment) -> None:
 
 
 def recover_command(args: argparse.Namespace) -> int:
-    """Repair the projection and settle every in-flight payment; exit 1 if any is unresolved."""
+    """Scrub every stored event, then repair the projection and settle every in-flight payment;
+    exit 1 if any stream is damaged or any payment is unresolved."""
     check_databases(args.store, args.gateway, existing=True)
     with Engine.open(store=args.store, gateway=args.gateway, clock=VirtualClock()) as engine:
+        # Before recovery: it rebuilds a projection row that is ahead of its events, which is
+        # the only trace a cut-off stream leaves.
+        scrubbed = scrub(
+            engine.event_store, engine.projections, _charge_lookup(engine.storage.ledgers)
+        )
         resume_clock(engine)
         report = engine.recover(until_quiet=True)
     result = {
         **report.as_dict(),
         "unresolved_ids": report.unresolved_ids,
         "halted": report.halted,
+        "damaged": scrubbed.as_dict()["damaged"],
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -402,7 +417,8 @@ def recover_command(args: argparse.Namespace) -> int:
             print(f"  halted {stream_id}: {reason}")
         for payment_id in report.unresolved_ids:
             print(f"  unresolved {payment_id}")
-    return 1 if report.unresolved or report.streams_halted else 0
+        _print_damage(scrubbed)
+    return 1 if report.unresolved or report.streams_halted or scrubbed.damaged else 0
 
 
 def crashpoints_command(args: argparse.Namespace) -> int:
@@ -471,25 +487,52 @@ def audit_command(args: argparse.Namespace) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """Check every stored event, streaming in constant memory; exit 1 if any stream is damaged."""
+    """Check every stored event and every stream's last event, streaming in constant memory;
+    exit 1 if any stream is damaged."""
     url = parse_store_url("store", args.store)
-    if url.scheme != "sqlite":
-        raise InvalidRequest("store", "must be a sqlite:/// file (memory:// holds nothing here)")
-    check_database("store", Path(url.path), existing=True)
+    if url.scheme == "memory":
+        raise InvalidRequest(
+            "store",
+            "must be a sqlite:/// file or a postgresql:// database (memory:// holds nothing here)",
+        )
+    if args.gateway is not None:
+        check_databases(args.store, args.gateway, existing=True)
+    elif url.scheme == "sqlite":
+        check_database("store", Path(url.path), existing=True)
+    # Read first, so that a bad key refuses before any database is opened.
+    key = key_from_environment(os.environ)
     # The scrub appends nothing, so the clock that would stamp new events is never read.
-    events = SQLiteEventStore(url.path, SystemClock())
+    storage = Storage.open(args.store, args.gateway or "memory://", SystemClock(), key)
     try:
-        report = _scrub_with_progress(events)
+        lookup = None if args.gateway is None else _charge_lookup(storage.ledgers)
+        report = _scrub_with_progress(storage, lookup)
     finally:
-        events.close()
+        storage.close()
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        verdict = f"{len(report.damaged)} damaged stream(s)" if report.damaged else "no damage"
-        print(f"checked {report.events} events: {verdict}")
-        for damage in report.damaged:
-            print(f"  damaged {damage.stream_id} at version {damage.version}: {damage.problem}")
+        _print_damage(report)
     return 1 if report.damaged else 0
+
+
+def _print_damage(report: ScrubReport) -> None:
+    """The scrub's verdict, then a line per damaged stream and per lagging projection row."""
+    verdict = f"{len(report.damaged)} damaged stream(s)" if report.damaged else "no damage"
+    print(f"checked {report.events} events in {report.streams} streams: {verdict}")
+    for damage in report.damaged:
+        print(f"  damaged {damage.stream_id} at version {damage.version}: {damage.problem}")
+    for lag in report.behind:
+        print(f"  drift {lag.stream_id} at version {lag.version}: {lag.problem}")
+
+
+def _charge_lookup(ledgers: dict[str, Ledger]) -> ChargeLookup:
+    """What any of the gateways holds for a merchant reference (None when none holds it)."""
+
+    def charge_of(merchant_reference: str) -> ChargeRecord | None:
+        held = (ledger.by_reference(merchant_reference) for ledger in ledgers.values())
+        return next((record for record in held if record is not None), None)
+
+    return charge_of
 
 
 def attack_command(args: argparse.Namespace) -> int:
@@ -512,15 +555,21 @@ def attack_command(args: argparse.Namespace) -> int:
     return 0 if verdict.holds else 1
 
 
-def _scrub_with_progress(events: SQLiteEventStore) -> ScrubReport:
-    """Scrub the log, with a progress bar on stderr when stderr is a terminal."""
+def _scrub_with_progress(storage: Storage, charge_of: ChargeLookup | None) -> ScrubReport:
+    """Scrub the log and the heads, with a progress bar on stderr when stderr is a terminal."""
+    events, projections = storage.events, storage.projections
     if not sys.stderr.isatty():
-        return scrub_event_log(events)
+        return scrub(events, projections, charge_of)
     with Progress(
         *Progress.get_default_columns(), TimeElapsedColumn(), console=Console(stderr=True)
     ) as progress:
         task = progress.add_task("verify", total=events.last_position())
-        return scrub_event_log(events, lambda position: progress.update(task, completed=position))
+        return scrub(
+            events,
+            projections,
+            charge_of,
+            lambda position: progress.update(task, completed=position),
+        )
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def test_verify_finds_damage_in_a_settled_stream_that_recovery_never_reads(
     status, out = verify(tmp_path, capsys)
     assert status == 1
     assert out.splitlines() == [
-        "checked 12 events: 1 damaged stream(s)",
+        "checked 12 events in 3 streams: 1 damaged stream(s)",
         f"  damaged {x} at version 1: hash mismatch at position 1: the event was edited or "
         "moved, or the one before it changed",
     ]
@@ -175,7 +175,7 @@ def test_verify_of_a_clean_store_exits_zero_and_draws_no_progress_bar_off_a_term
     settled_store(tmp_path, capsys)
     status = main(["verify", "--store", durable(tmp_path)["store"]])
     out, err = capsys.readouterr()
-    assert (status, out, err) == (0, "checked 12 events: no damage\n", "")
+    assert (status, out, err) == (0, "checked 12 events in 3 streams: no damage\n", "")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
-from aegispay.infra.events.chain import GENESIS, chain_hash, check_link, check_stream
+from aegispay.infra.events.chain import GENESIS, Chain
 from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
 
 
@@ -18,11 +18,13 @@ class InMemoryEventStore:
 
     Rows are frozen, and the store remembers, by identity, the rows it wrote or found sound: a
     row replaced since (a test playing a bad disk) is another object and is checked again. A
-    row mutated in place through object.__setattr__ is beyond what it guards against.
+    row mutated in place through object.__setattr__ is beyond what it guards against. `key`
+    keys the chain (HMAC-SHA256); nothing outlives the store, so nothing records it.
     """
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, key: bytes | None = None) -> None:
         self._clock = clock
+        self._chain = Chain(key)
         # Index = position - 1, as a table's rows; a position is never reused, so a row removed
         # (only ever by a test playing a bad disk) leaves a hole, as in SQLite.
         self._rows: list[RecordedEvent | None] = []
@@ -47,7 +49,7 @@ class InMemoryEventStore:
             return events  # nothing written or replaced since the last check: none to check
         # The payload is serialised again to check it: what is held is the parsed event.
         unchecked = ((recorded, event_to_json(recorded.event)) for recorded in events[known:])
-        check_stream(stream_id, unchecked, after=checked[known - 1] if known else None)
+        self._chain.check_stream(stream_id, unchecked, after=checked[known - 1] if known else None)
         with self._lock:
             self._checked[stream_id] = tuple(events)
         return events
@@ -85,7 +87,7 @@ class InMemoryEventStore:
             written = []
             for version, event in enumerate(events, start=expected_version + 1):
                 data = event_to_json(event)
-                previous = chain_hash(previous, stream_id, version, event.type, data)
+                previous = self._chain.hash(previous, stream_id, version, event.type, data)
                 # Fields by position (stream, version, position, time, hash, event): a frozen
                 # dataclass's __init__ binds keywords noticeably slower, once per event written.
                 recorded = RecordedEvent(
@@ -119,7 +121,7 @@ class InMemoryEventStore:
             ]
         for recorded, previous, sound in tail:
             if not sound:
-                check_link(recorded, event_to_json(recorded.event), previous)
+                self._chain.check_link(recorded, event_to_json(recorded.event), previous)
             yield recorded
 
     def _known_sound(self, recorded: RecordedEvent) -> bool:

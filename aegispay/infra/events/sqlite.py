@@ -12,10 +12,10 @@ from aegispay.domain.errors import ConcurrencyError, EventIntegrityError
 from aegispay.domain.events import PaymentEvent, event_from_json, event_to_json
 from aegispay.infra.events.chain import (
     GENESIS,
-    chain_hash,
-    check_link,
+    Chain,
+    ChainKeyRefused,
+    decide_key,
     readable,
-    verified,
 )
 from aegispay.infra.sqlite import ThreadConnections, immediate
 from aegispay.orchestration.ports import Clock, Projector, RecordedEvent
@@ -34,6 +34,11 @@ SCHEMA = (
         recorded_at TEXT NOT NULL,
         hash TEXT NOT NULL,
         UNIQUE (stream_id, version)
+    )""",
+    # One row, written when the store is created: the chain key's fingerprint, "" for no key.
+    """CREATE TABLE IF NOT EXISTS chain_key (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL
     )""",
 )
 # A file made before the hash chain has neither column; opening it adds them (see _upgrade).
@@ -56,6 +61,9 @@ HEAD = "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DE
 
 # INSERT OR IGNORE: a stream whose events were all lost (a damaged file) keeps its place.
 INSERT_STREAM = "INSERT OR IGNORE INTO streams (stream_id) VALUES (?)"
+RECORDED_KEY = "SELECT fingerprint FROM chain_key"
+RECORD_KEY = "INSERT INTO chain_key (id, fingerprint) VALUES (1, ?) ON CONFLICT DO NOTHING"
+HAS_EVENTS = "SELECT EXISTS (SELECT 1 FROM events)"
 INSERT_EVENT = (
     "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -89,26 +97,39 @@ class SQLiteEventStore:
     """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash; streams in
     creation order.
 
-    `read_all_batch` is how many rows read_all fetches per query. `_head` is a protected hook:
+    `key` keys the chain (HMAC-SHA256): a new file records its fingerprint, and a file made
+    with another key, or with none, is refused (ChainKeyRefused), as is a keyed file opened
+    without one. `read_all_batch` is how many rows read_all fetches per query. `_head` is a
+    protected hook:
     the read of a stream's last version and hash that an append checks and chains from.
     """
 
-    def __init__(self, path: str, clock: Clock, *, read_all_batch: int = READ_ALL_BATCH) -> None:
+    def __init__(
+        self,
+        path: str,
+        clock: Clock,
+        *,
+        read_all_batch: int = READ_ALL_BATCH,
+        key: bytes | None = None,
+    ) -> None:
         # Checked before the file is touched: a bad setting fails without creating anything.
         self._read_all_batch = read_all_batch_size(read_all_batch)
         self._clock = clock
+        self._chain = Chain(key)
         # Shared with the SQLiteProjectionStore of the same file, so that a projection row can be
         # written in the transaction of its events.
         self.connections = ThreadConnections(path)
         with immediate(self.connections.get()) as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
+            # A refused key raises here, and the transaction rolls back: nothing is written.
+            _settle_key(conn, self._chain)
             # How many events of an older file were given a chain by this open (0 usually).
-            self.upgraded_events = _upgrade(conn)
+            self.upgraded_events = _upgrade(conn, self._chain)
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        return verified(stream_id, self._rows_of(stream_id), decode_row)
+        return self._chain.verified(stream_id, self._rows_of(stream_id), decode_row)
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
         """Return the rows of a stream that parse, in version order, without the chain checks."""
@@ -144,7 +165,7 @@ class SQLiteEventStore:
                     return actual
                 rows = []
                 for version, (type_, data) in enumerate(payloads, start=expected_version + 1):
-                    previous = chain_hash(previous, stream_id, version, type_, data)
+                    previous = self._chain.hash(previous, stream_id, version, type_, data)
                     rows.append((stream_id, version, type_, data, recorded_at, previous))
                 if expected_version == 0:
                     # Only a new stream takes its place in creation order.
@@ -175,7 +196,7 @@ class SQLiteEventStore:
             )
             for linked in rows:
                 recorded = decode_row(linked[:7])
-                check_link(recorded, linked[4], linked[7])
+                self._chain.check_link(recorded, linked[4], linked[7])
                 yield recorded
             if len(rows) < self._read_all_batch:
                 return
@@ -233,7 +254,21 @@ def _in_savepoint(conn: sqlite3.Connection, project: Projector) -> None:
     conn.execute("RELEASE projection")
 
 
-def _upgrade(conn: sqlite3.Connection) -> int:
+def _settle_key(conn: sqlite3.Connection, chain: Chain) -> None:
+    """Record a new file's chain key fingerprint, or raise ChainKeyRefused if `chain` is not
+    the one the file was made with (see chain.decide_key)."""
+    row = conn.execute(RECORDED_KEY).fetchone()
+    recorded = None if row is None else str(row[0])
+    if recorded is None:
+        has_events = bool(conn.execute(HAS_EVENTS).fetchone()[0])
+        fingerprint = decide_key(chain, None, has_events)
+        if fingerprint is not None:
+            conn.execute(RECORD_KEY, (fingerprint,))
+        return
+    decide_key(chain, recorded, has_events=True)
+
+
+def _upgrade(conn: sqlite3.Connection, chain: Chain) -> int:
     """Give a file made before the hash chain its columns and a chain; return the events chained.
 
     Runs inside the caller's BEGIN IMMEDIATE transaction: another process opening the file at the
@@ -243,6 +278,12 @@ def _upgrade(conn: sqlite3.Connection) -> int:
     columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(events)")}
     if "hash" in columns:
         return 0
+    if chain.keyed:
+        # A keyed file always had the column: chaining its rows now would seal whatever was
+        # edited in them with the key.
+        raise ChainKeyRefused(
+            "store", "is keyed but its events table has lost its hash column: it was altered"
+        )
     for statement in UPGRADE:
         conn.execute(statement)
     chained = 0
@@ -255,7 +296,7 @@ def _upgrade(conn: sqlite3.Connection) -> int:
         ).fetchall()
         hashes = []
         for position, version, type_, data in rows:
-            previous = chain_hash(previous, stream_id, version, type_, data)
+            previous = chain.hash(previous, stream_id, version, type_, data)
             hashes.append((previous, position))
         conn.executemany("UPDATE events SET hash = ? WHERE position = ?", hashes)
         chained += len(hashes)
