@@ -117,6 +117,13 @@ MEASURE = """smallest => {
 }"""
 
 
+# Voila scrolls its cells' box, not the document, and scrollIntoView also moves boxes whose
+# overflow is hidden: every box around the theatre is put back at its top.
+BACK_TO_THE_TOP = """() => {
+    for (let box = document.querySelector('.theatre'); box; box = box.parentElement)
+        box.scrollTop = 0;
+    window.scrollTo(0, 0);
+}"""
 REACHED = """() => {
     const r = document.querySelector('.theatre-replay').getBoundingClientRect();
     return r.top >= 0 && r.bottom <= innerHeight + 0.5;
@@ -136,7 +143,7 @@ def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
     page.evaluate("() => document.querySelector('.theatre-replay').scrollIntoView({block: 'end'})")
     page.screenshot(path=OUT / f"{screen.name}-{step}-bottom.png")
     reached = page.evaluate(REACHED)
-    page.evaluate("() => document.querySelector('.theatre').scrollIntoView()")
+    page.evaluate(BACK_TO_THE_TOP)
     wrong = {
         name: fit[name] for name in ("outside", "overflowing", "overlaps", "small") if fit[name]
     }
@@ -254,12 +261,14 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
     def paid_again() -> None:
         wait_for_verdict(page, "Same key")
         wait_for_panel(page, "client", "the same payment back")
+        wait_for_panel(page, "replay", "events[:4]")
 
     click(page, "again", paid_again, timings)
     assert_fits(page, screen, f"{mode}-5-paid-again")
     assert verdict(page).startswith("Same key, the same payment back: no new charge.")
     assert "same key, the same payment back: SUCCESS" in panel(page, "client")
     assert panel(page, "ledgers").count("charged 25.00 EUR") == 1
+    assert lit_state(page) == "SUCCESS"
 
     click(page, "reset", lambda: wait_for_verdict(page, "Choose where to crash"), timings)
     return {

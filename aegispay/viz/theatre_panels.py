@@ -1,7 +1,7 @@
 """The crash theatre's panels as HTML: each a pure function of what the stores hold now.
 
 The screen is for a room, not a lap: the verdict line is the biggest thing on it, nothing a
-viewer must read is under 16 px, and every box takes a fraction of the window (flex and grid,
+viewer must read is under 14 px, and every box takes a fraction of the window (flex and grid,
 never a fixed width), so it fills a 1,920 px projector and still fits 1,366 px at 150% zoom.
 Times are shown as time since the payment's first event ("+0.35 s"), simulated or real.
 """
