@@ -9,6 +9,7 @@ nothing of the simulator: `aegispay.sim` wraps an engine's ports from outside, b
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from aegispay.domain.errors import InvalidRequest, PaymentNotFound
 from aegispay.domain.payment import Payment
 from aegispay.domain.states import PaymentState
 from aegispay.infra.clock import SystemClock, VirtualClock
+from aegispay.infra.events.chain import key_from_environment
 from aegispay.infra.events.memory import InMemoryEventStore
 from aegispay.infra.events.sqlite import SQLiteEventStore
 from aegispay.infra.gateway.ledger import InMemoryLedger, Ledger, SQLiteLedger
@@ -99,28 +101,31 @@ class Storage:
     reopen: Callable[[], Storage] | None = None
 
     @classmethod
-    def in_memory(cls, clock: Clock) -> Storage:
+    def in_memory(cls, clock: Clock, chain_key: bytes | None = None) -> Storage:
         """Stores in this process's memory, standing for a disk that survives restarts."""
         projections = InMemoryProjectionStore()
         return cls(
-            InMemoryEventStore(clock),
+            InMemoryEventStore(clock, key=chain_key),
             projections,
             projections,
             {name: InMemoryLedger() for name in GATEWAY_NAMES},
         )
 
     @classmethod
-    def open(cls, store: str, gateway: str, clock: Clock) -> Storage:
+    def open(
+        cls, store: str, gateway: str, clock: Clock, chain_key: bytes | None = None
+    ) -> Storage:
         """Open the stores named by URL; memory:// ones live as long as this object.
 
-        The event store stamps each event it writes with the time on `clock`.
+        The event store stamps each event it writes with the time on `clock`, and keys its
+        hash chain with `chain_key` when one is given.
         """
         store_url, gateway_url = parse_storage_urls(store, gateway)
-        storage = cls.in_memory(clock)
+        storage = cls.in_memory(clock, chain_key)
         closers: list[Callable[[], None]] = []
         if store_url.scheme == "sqlite":
             with opening("store", store_url.path):
-                events = SQLiteEventStore(store_url.path, clock)
+                events = SQLiteEventStore(store_url.path, clock, key=chain_key)
                 # One set of connections: an append writes its projection row in its transaction.
                 projections = SQLiteProjectionStore(store_url.path, connections=events.connections)
             closers += [events.close, projections.close]
@@ -133,7 +138,7 @@ class Storage:
             closers += [ledger.close for ledger in ledgers.values()]
             storage.ledgers = dict(ledgers)
         if store_url.scheme == "postgresql":
-            storage.events, projections, close = _open_postgres_store(store_url, clock)
+            storage.events, projections, close = _open_postgres_store(store_url, clock, chain_key)
             storage.projections = storage.recovery_log = projections
             closers.append(close)
         if gateway_url.scheme == "postgresql":
@@ -141,7 +146,7 @@ class Storage:
             closers.append(close)
         storage.closers = tuple(closers)
         if closers:
-            storage.reopen = lambda: _reopened(storage, store, gateway, clock)
+            storage.reopen = lambda: _reopened(storage, store, gateway, clock, chain_key)
         return storage
 
     def close(self) -> None:
@@ -151,7 +156,9 @@ class Storage:
 
 
 # psycopg is imported only when a postgresql:// URL is opened: the embedded path never loads it.
-def _open_postgres_store(url: StoreURL, clock: Clock) -> tuple[EventStore, Any, Callable[[], None]]:
+def _open_postgres_store(
+    url: StoreURL, clock: Clock, chain_key: bytes | None
+) -> tuple[EventStore, Any, Callable[[], None]]:
     """Open the event store and projection (also the recovery log) on one pool."""
     from aegispay.infra.events.postgres import PostgresEventStore  # noqa: PLC0415
     from aegispay.infra.postgres import PostgresDatabase  # noqa: PLC0415
@@ -159,7 +166,7 @@ def _open_postgres_store(url: StoreURL, clock: Clock) -> tuple[EventStore, Any, 
 
     database = PostgresDatabase(url.path, url.schema, field="store")
     return (
-        PostgresEventStore(database, clock),
+        PostgresEventStore(database, clock, key=chain_key),
         PostgresProjectionStore(database),
         database.close,
     )
@@ -184,8 +191,10 @@ def open_locks(url: str, clock: Clock) -> LockManager:
     return RedisLockManager.from_url(parsed.url, clock, prefix=parsed.prefix)
 
 
-def _reopened(old: Storage, store: str, gateway: str, clock: Clock) -> Storage:
-    fresh = Storage.open(store, gateway, clock)
+def _reopened(
+    old: Storage, store: str, gateway: str, clock: Clock, chain_key: bytes | None
+) -> Storage:
+    fresh = Storage.open(store, gateway, clock, chain_key)
     # A store that is memory:// is handed over: only the files are reopened.
     if parse_store_url("store", store).scheme == "memory":
         fresh.events, fresh.projections = old.events, old.projections
@@ -344,6 +353,7 @@ class Engine:
         clock: Clock | None = None,
         recover_on_start: bool = False,
         lock_ttl: float = 30.0,
+        chain_key: bytes | None = None,
         **ports: Any,
     ) -> Self:
         """An engine over durable stores named by URL ('sqlite:///path.db' or 'memory://').
@@ -351,17 +361,21 @@ class Engine:
         Ids are random here, unique across processes and restarts. Any port may be given
         instead of its default (`locks=`, `gateways=` ...); `locks` may also be a URL
         ('memory://' or 'redis://host:6379/0'), and the stores 'postgresql://...' URLs.
-        `lock_ttl` is how long a payment's lease lasts, in seconds of `clock`.
+        `lock_ttl` is how long a payment's lease lasts, in seconds of `clock`. `chain_key`
+        keys the event store's hash chain; without it, AEGISPAY_CHAIN_KEY (the key) or
+        AEGISPAY_CHAIN_KEY_FILE (a file holding it) does, if set.
         """
         if isinstance(lock_ttl, bool) or not isinstance(lock_ttl, int | float) or lock_ttl <= 0:
             raise InvalidRequest("lock_ttl", "must be a number of seconds above zero", lock_ttl)
         clock = clock or SystemClock()
+        # Read before anything is opened: a bad key leaves no connection behind.
+        key = chain_key if chain_key is not None else key_from_environment(os.environ)
         ports.setdefault("ids", RandomIdGenerator())
         opened_locks = isinstance(ports.get("locks"), str)
         if opened_locks:
             ports["locks"] = open_locks(ports["locks"], clock)
         engine = cls(
-            storage=Storage.open(store, gateway, clock),
+            storage=Storage.open(store, gateway, clock, key),
             clock=clock,
             settings=replace(_settings(seed, retry, breaker), lock_ttl=lock_ttl),
             **ports,

@@ -16,13 +16,7 @@ import psycopg
 
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
-from aegispay.infra.events.chain import (
-    GENESIS,
-    chain_hash,
-    check_link,
-    readable,
-    verified,
-)
+from aegispay.infra.events.chain import GENESIS, Chain, decide_key, readable
 
 # One decoding of a stored row for both SQL stores: the columns and their checks are the same.
 from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row, read_all_batch_size
@@ -44,6 +38,11 @@ SCHEMA = (
         recorded_at TEXT NOT NULL,
         hash TEXT NOT NULL,
         UNIQUE (stream_id, version)
+    )""",
+    # One row, written when the store is created: the chain key's fingerprint, "" for no key.
+    """CREATE TABLE IF NOT EXISTS chain_key (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL
     )""",
 )
 
@@ -69,21 +68,29 @@ class PostgresEventStore:
     """Events in one table, fenced by UNIQUE(stream_id, version), chained by hash, positions
     committed in order under a table lock; streams in creation order.
 
-    `read_all_batch` is how many rows read_all fetches per query.
+    `read_all_batch` is how many rows read_all fetches per query. `key` keys the chain
+    (HMAC-SHA256), as for SQLiteEventStore: a schema records its fingerprint when created.
     """
 
     def __init__(
-        self, database: PostgresDatabase, clock: Clock, *, read_all_batch: int = READ_ALL_BATCH
+        self,
+        database: PostgresDatabase,
+        clock: Clock,
+        *,
+        read_all_batch: int = READ_ALL_BATCH,
+        key: bytes | None = None,
     ) -> None:
         # Checked before the schema is created: a bad setting fails without touching the server.
         self._read_all_batch = read_all_batch_size(read_all_batch)
         self.database = database
         self._clock = clock
+        self._chain = Chain(key)
         database.create(SCHEMA)
+        self._settle_key()
 
     def read(self, stream_id: str) -> list[RecordedEvent]:
         """Return a stream's events in version order; raise EventIntegrityError on any damage."""
-        return verified(stream_id, self._rows_of(stream_id), decode)
+        return self._chain.verified(stream_id, self._rows_of(stream_id), decode)
 
     def read_unverified(self, stream_id: str) -> list[RecordedEvent]:
         """Return the rows of a stream that parse, in version order, without the chain checks."""
@@ -145,7 +152,7 @@ class PostgresEventStore:
             return
         rows = []
         for version, (type_, data) in enumerate(payloads, start=expected_version + 1):
-            previous = chain_hash(previous, stream_id, version, type_, data)
+            previous = self._chain.hash(previous, stream_id, version, type_, data)
             rows.append((stream_id, version, type_, data, recorded_at, previous))
         conn.execute(
             "INSERT INTO streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING", (stream_id,)
@@ -163,7 +170,8 @@ class PostgresEventStore:
                 ).fetchall()
             for linked in rows:
                 recorded = decode(_row(linked))
-                check_link(recorded, str(linked[4]), None if linked[7] is None else str(linked[7]))
+                before = None if linked[7] is None else str(linked[7])
+                self._chain.check_link(recorded, str(linked[4]), before)
                 yield recorded
             if len(rows) < self._read_all_batch:
                 return
@@ -203,11 +211,36 @@ class PostgresEventStore:
         """Close the pool (the database is this store's alone when opened by URL)."""
         self.database.close()
 
+    def _settle_key(self) -> None:
+        """Record a new schema's chain key fingerprint, or raise ChainKeyRefused if this
+        store's chain is not the one the schema was made with (see chain.decide_key)."""
+        with self.database.connection() as conn:
+            recorded = _recorded_key(conn)
+            if recorded is not None:
+                decide_key(self._chain, recorded, has_events=True)
+                return
+            found = conn.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()
+            fingerprint = decide_key(self._chain, None, bool(found and found[0]))
+            if fingerprint is None:
+                return
+            # Two processes creating the schema at once: the first row stays, and each checks
+            # its own chain against that one.
+            conn.execute(
+                "INSERT INTO chain_key (id, fingerprint) VALUES (1, %s) ON CONFLICT DO NOTHING",
+                (fingerprint,),
+            )
+            decide_key(self._chain, _recorded_key(conn), has_events=True)
+
 
 def _head(conn: Connection, stream_id: str) -> tuple[int, str]:
     """Return a stream's last version and hash ((0, GENESIS) for a new stream), by the index."""
     row = conn.execute(HEAD, (stream_id,)).fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _recorded_key(conn: Connection) -> str | None:
+    row = conn.execute("SELECT fingerprint FROM chain_key").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _row(row: tuple[object, ...]) -> Row:
