@@ -43,7 +43,7 @@ from aegispay.domain.errors import InvalidTransition
 from aegispay.domain.events import PaymentEvent, PaymentInitiated
 from aegispay.domain.payment import Payment, replay
 from aegispay.infra.clock import VirtualClock
-from aegispay.labs.narration import PROCESS_B, STORE, Narrated, Story
+from aegispay.labs.narration import PROCESS_B, Narrated, Story
 from aegispay.labs.runner import PROMISES, REQUEST, marked
 from aegispay.labs.verdict import Verdict
 from aegispay.orchestration import workflows
@@ -67,11 +67,7 @@ class Log:
 
     def load(self, payment_id: str) -> Payment | None:
         """The payment as its events tell it, or None."""
-        found = workflows.load(self._pay.ports, payment_id).unsafe_run()
-        actor = self._pay.actor
-        said = "nothing" if found is None else f"the payment ({found.amount})"
-        self._pay.story.tell(actor, f"{actor} looks the key up: {said}", STORE)
-        return found
+        return workflows.load(self._pay.ports, payment_id).unsafe_run()
 
     def initiated(self, request: CreatePayment) -> PaymentInitiated:
         """The event that records a new payment for this request, now."""
@@ -82,9 +78,9 @@ class Log:
     def append(self, event: PaymentEvent, expected_version: int | None = None) -> Payment:
         """Append at `expected_version` (refused if stale), or wherever the stream has got to."""
         ports = self._pay.ports
-        stored = ports.events.read(event.payment_id)
+        stored = ports.events.read_unverified(event.payment_id)
         at = len(stored) if expected_version is None else expected_version
-        current = ports.folds.replay(stored) if at == len(stored) else None
+        current = replay(r.event for r in stored) if at == len(stored) else None
         try:
             after = replay([event], start=current)
         except InvalidTransition:  # written anyway, as a store without a check would
@@ -108,7 +104,7 @@ Answer = tuple[str, CreatePayment, object]
 
 def _run(create: Create, crash: Crossing | None, cut_in: tuple[Crossing, str] | None) -> Run:
     """The request on process A, with a crash or a second request cutting in; then judged."""
-    story = Story()
+    story = Story(reads=True)
     pay = Narrated.telling(story)(clock=VirtualClock(), faults=FailureConfig())
     answers: list[Answer] = []
 
@@ -144,6 +140,7 @@ def _run(create: Create, crash: Crossing | None, cut_in: tuple[Crossing, str] | 
     if crash is None and cut_in is None:
         label = "the same key with another amount"
         ask(pay, label, OTHERS[label])
+    story.reads = False  # recovery's own reads, before the judging, are not the learner's
     return Run(story, trace, _judge(pay, answers))
 
 

@@ -16,6 +16,7 @@ from aegispay.domain.charges import ChargeRecord, ChargeRequest
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent
 from aegispay.domain.failures import classify
+from aegispay.domain.payment import replay
 from aegispay.domain.states import TRANSITIONS
 from aegispay.infra.gateway.ledger import Ledger
 from aegispay.labs.verdict import Step
@@ -55,6 +56,8 @@ class Story:
     steps: list[Step] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    # Whether reads are told too (a lab whose learner reads before writing tells them).
+    reads: bool = False
     # Whose call the gateway is answering now (one process calls at a time in a run).
     caller: str = "process A"
 
@@ -97,6 +100,15 @@ class NarratedEvents:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def read(self, stream_id: str) -> list[Any]:
+        """Read through; when the story tells reads, say what was found, as it was found."""
+        recorded: list[Any] = self._inner.read(stream_id)
+        if self._story.reads:
+            found = replay(r.event for r in recorded)
+            said = "nothing" if found is None else f"the payment ({found.amount})"
+            self._story.tell(self._actor, f"{self._actor} looks the key up: {said}", STORE)
+        return recorded
 
     def append(
         self,
