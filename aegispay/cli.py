@@ -1,5 +1,5 @@
-"""The `aegispay` command: demo, run, submit, worker, audit, recover, verify, crashpoints, chaos,
-attack."""
+"""The `aegispay` command: demo, run, migrate, submit, worker, audit, recover, verify, crashpoints,
+chaos, attack."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from rich.progress import Progress, TimeElapsedColumn
 from aegispay.domain.charges import ChargeRecord
 from aegispay.domain.errors import AegisPayError, IdempotencyKeyConflict, InvalidRequest
 from aegispay.domain.payment import Payment
-from aegispay.engine import Engine, Storage
+from aegispay.engine import Engine, Storage, open_locks
 from aegispay.infra.clock import SystemClock, VirtualClock
 from aegispay.infra.events.chain import key_from_environment
 from aegispay.infra.gateway.ledger import Ledger
@@ -39,7 +39,7 @@ from aegispay.sim.harness import AegisPay
 from aegispay.sim.invariants import INVARIANTS
 from aegispay.sim.reconciliation import MEANING
 from aegispay.sim.workload import resume_clock, run_workload, seeded_request
-from aegispay.worker import DEFAULT_SYNC, SyncSchedule, Worker, open_queue
+from aegispay.worker import DEFAULT_SYNC, GIVE_UP_AFTER, GaveUp, SyncSchedule, Worker, open_queue
 
 EXIT_STATUS = """exit status:
   0  done: no invariant violated, no payment left unresolved
@@ -47,7 +47,10 @@ EXIT_STATUS = """exit status:
      or an attack broke a promise
   2  bad input: an option, a URL or a database file was refused
   3  the process crashed (simulated by a `crash` fault): run the same command again to resume
+  4  a worker gave up: PostgreSQL or Redis stayed down past --give-up-after; start it again
+     once the server is back (nothing is lost: its claims run out and others take them)
 """
+GAVE_UP = 4
 # A day: longer leases, backoffs or waits are a typing mistake, not a setting.
 MAX_SECONDS = 86_400.0
 CRASHED = "aegispay: the process crashed (simulated): run the same command again to resume"
@@ -166,6 +169,8 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
                                       "(default: with neither, all is in memory)"}),
             flag("--json", "print JSON (and no progress bar)"),
         ]),
+        "migrate": ("create or update the tables of the store and gateway, once for a fleet",
+                    migrate_command, [store, gateway]),
         "submit": ("create N seeded payments and queue them for workers", submit_command, [
             store, gateway, count(100, "how many payments"),
             seed(0, "seed of the payments (their keys)"), locks,
@@ -186,6 +191,9 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
                                       "breaker cool-down 60x)"}),
             (("--timeout-wait",), {"type": _seconds, "default": 5.0, "help": "seconds a "
                                    "simulated gateway timeout (a --fault) really waits"}),
+            (("--give-up-after",), {"type": _positive_seconds, "default": GIVE_UP_AFTER,
+                                    "help": "seconds PostgreSQL or Redis may stay down before "
+                                            "the worker gives up (exit 4); it retries until then"}),
             flag("--once", "take one batch, then stop"),
             flag("--until-empty", "stop once the queue is empty, after a last janitor run "
                  "(it waits for a janitor lock another holds)"),
@@ -341,6 +349,18 @@ def submit_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_command(args: argparse.Namespace) -> int:
+    """Create or update the tables, once, before a fleet starts (workers then take no lock)."""
+    check_databases(args.store, args.gateway, existing=False)
+    with Engine.open(store=args.store, gateway=args.gateway, clock=SystemClock()) as engine:
+        open_queue(engine)
+        parts = [engine.event_store, *engine.storage.ledgers.values()]
+        databases = {id(db): db for db in (getattr(p, "database", None) for p in parts) if db}
+        ran = sum(getattr(db, "migrations_run", 0) for db in databases.values())
+    print(f"schema current: {ran} set(s) of tables created or updated")
+    return 0
+
+
 def worker_command(args: argparse.Namespace) -> int:
     """Process queued payments until stopped (SIGTERM), once, or until the queue is empty."""
     if args.once and args.until_empty:
@@ -356,16 +376,31 @@ def worker_command(args: argparse.Namespace) -> int:
     # A worker stops between payments: the one in hand is finished, its claim committed.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     backoff = args.backoff
-    with AegisPay.open(
-        store=args.store, gateway=args.gateway, locks=args.locks, clock=SystemClock(),
-        seed=os.getpid() if args.seed is None else args.seed, faults=faults,
-        lock_ttl=args.lock_ttl,
-        retry=RetryPolicy(initial=backoff, max=backoff * 10, jitter=backoff / 2),
-        breaker=BreakerConfig(timeout=backoff * 60),
-    ) as pay:  # fmt: skip
-        say = (lambda line: None) if args.json else _say
-        worker = Worker(pay, open_queue(pay), name, schedule, args.batch, say)
-        summary = worker.run(stop, once=args.once, until_empty=args.until_empty)
+    clock = SystemClock()
+    # Redis lost is said, then worked through without leases (the store's version is the fence).
+    locks = open_locks(args.locks, clock, on_outage=_warn)
+    try:
+        with AegisPay.open(
+            store=args.store, gateway=args.gateway, locks=locks, clock=clock,
+            seed=os.getpid() if args.seed is None else args.seed, faults=faults,
+            lock_ttl=args.lock_ttl,
+            retry=RetryPolicy(initial=backoff, max=backoff * 10, jitter=backoff / 2),
+            breaker=BreakerConfig(timeout=backoff * 60),
+        ) as pay:  # fmt: skip
+            say = (lambda line: None) if args.json else _say
+            worker = Worker(
+                pay, open_queue(pay), name, schedule, args.batch, say,
+                give_up_after=args.give_up_after, sleep=lambda seconds: _wait(stop, seconds),
+                warn=_warn,
+            )  # fmt: skip
+            summary = worker.run(stop, once=args.once, until_empty=args.until_empty)
+    except GaveUp as error:
+        print(f"aegispay: {error}", file=sys.stderr)
+        return GAVE_UP
+    finally:
+        close = getattr(locks, "close", None)
+        if close is not None:
+            close()
     if args.json:
         print(json.dumps(summary.__dict__))
     else:
@@ -377,6 +412,15 @@ def worker_command(args: argparse.Namespace) -> int:
         left = f"{summary.unresolved} payments are left unresolved"
     print(f"aegispay: the queue is empty but {left}", file=sys.stderr)
     return 1
+
+
+def _wait(stop: threading.Event, seconds: float) -> None:
+    """A backoff that a SIGTERM cuts short."""
+    stop.wait(seconds)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _say(line: str) -> None:

@@ -181,14 +181,18 @@ def _open_postgres_ledgers(url: StoreURL) -> tuple[dict[str, Ledger], Callable[[
     return {name: PostgresLedger(database, name) for name in GATEWAY_NAMES}, database.close
 
 
-def open_locks(url: str, clock: Clock) -> LockManager:
-    """The lock manager a URL names: 'memory://' (this process only) or 'redis://host:port/db'."""
+def open_locks(
+    url: str, clock: Clock, on_outage: Callable[[str], None] | None = None
+) -> LockManager:
+    """The lock manager a URL names: 'memory://' (this process only) or 'redis://host:port/db'.
+    With `on_outage`, a Redis lock manager goes on without leases while Redis is down, saying
+    so through it (the event store's expected version is the fence)."""
     parsed = parse_locks_url(url)
     if parsed.scheme == "memory":
         return InMemoryLockManager(clock)
     from aegispay.infra.locks.redis import RedisLockManager  # noqa: PLC0415
 
-    return RedisLockManager.from_url(parsed.url, clock, prefix=parsed.prefix)
+    return RedisLockManager.from_url(parsed.url, clock, prefix=parsed.prefix, on_outage=on_outage)
 
 
 def _reopened(

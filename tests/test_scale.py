@@ -22,8 +22,17 @@ import pytest
 
 from aegispay import AegisPay, InvalidRequest, PaymentState
 from aegispay.engine import Storage
+from aegispay.infra.clock import VirtualClock
+from aegispay.infra.queue import WorkRecord
 from aegispay.infra.queue.memory import InMemoryPaymentQueue
-from aegispay.worker import JANITOR_LOCK, SyncSchedule, Worker, open_queue, work_counts
+from aegispay.worker import (
+    JANITOR_LEASE,
+    JANITOR_LOCK,
+    SyncSchedule,
+    Worker,
+    open_queue,
+    work_counts,
+)
 
 REQUEST = {
     "amount": "12.50",
@@ -67,21 +76,85 @@ def test_a_worker_processes_every_queued_payment_and_logs_them_as_its_own() -> N
 
 
 def test_two_workers_never_claim_the_same_payment_at_once() -> None:
-    queue = InMemoryPaymentQueue()
+    queue = InMemoryPaymentQueue(VirtualClock())
     for n in range(3):
         queue.enqueue(f"pay_{n}")
-    with queue.claim(2) as first, queue.claim(2) as second:
-        assert (first, second) == (["pay_0", "pay_1"], ["pay_2"])
+    first, second = queue.claim("w1", 2, lease=30), queue.claim("w2", 2, lease=30)
+    assert (first.ids, second.ids) == (("pay_0", "pay_1"), ("pay_2",))
+    assert queue.claims() == {"pay_0": "w1", "pay_1": "w1", "pay_2": "w2"}
+
+
+def test_a_claim_is_committed_at_once_and_taken_by_another_worker_when_its_lease_runs_out() -> None:
+    clock = VirtualClock()
+    queue = InMemoryPaymentQueue(clock)
+    queue.enqueue("pay_1")
+    stalled = queue.claim("stalled", 1, lease=5)
+    assert queue.claim("other", 1, lease=5).ids == ()
+    clock.advance(5)
+    taken = queue.claim("other", 1, lease=5)
+    assert taken.ids == ("pay_1",)
+    assert queue.renew(stalled, lease=5) == set()
+    assert queue.claims() == {"pay_1": "other"}
+
+
+def test_a_renewed_claim_outlives_its_first_lease() -> None:
+    clock = VirtualClock()
+    queue = InMemoryPaymentQueue(clock)
+    queue.enqueue("pay_1")
+    working = queue.claim("w1", 1, lease=5)
+    clock.advance(4)
+    assert queue.renew(working, lease=5) == {"pay_1"}
+    clock.advance(4)
+    assert queue.claim("w2", 1, lease=5).ids == ()
+
+
+def test_a_worker_woken_after_it_was_taken_over_logs_nothing_and_leaves_the_queue_alone() -> None:
+    clock = VirtualClock()
+    queue = InMemoryPaymentQueue(clock)
+    queue.enqueue("pay_1")
+    woken = queue.claim("woken", 1, lease=5)
+    clock.advance(6)
+    taker = queue.claim("taker", 1, lease=5)
+    late = WorkRecord("pay_1", "woken", "processed", "SUCCESS", clock.now())
+    assert not queue.complete(woken, "pay_1", late)
+    assert queue.pending() == 1
+    assert queue.complete(taker, "pay_1", WorkRecord("pay_1", "taker", "processed", "SUCCESS",
+                                                     clock.now()))  # fmt: skip
+    assert [(r.worker, r.action) for r in queue.work_log()] == [("taker", "processed")]
     assert queue.pending() == 0
 
 
-def test_a_claim_that_raises_puts_its_payments_back() -> None:
-    queue = InMemoryPaymentQueue()
+def test_the_janitors_requeue_makes_a_payment_whose_claim_ran_out_claimable_at_once() -> None:
+    clock = VirtualClock()
+    queue = InMemoryPaymentQueue(clock)
     queue.enqueue("pay_1")
-    with pytest.raises(RuntimeError), queue.claim(1):
-        raise RuntimeError("the worker died")
-    with queue.claim(1) as again:
-        assert again == ["pay_1"]
+    queue.claim("dead", 1, lease=30)
+    assert not queue.enqueue("pay_1")  # held by a live lease: left to its holder
+    clock.advance(30)
+    assert queue.enqueue("pay_1")
+    assert queue.claims() == {}
+    assert queue.claim("w2", 1, lease=30).ids == ("pay_1",)
+
+
+def test_a_dead_workers_payment_goes_behind_the_work_that_was_waiting() -> None:
+    clock = VirtualClock()
+    queue = InMemoryPaymentQueue(clock)
+    for n in range(3):
+        queue.enqueue(f"pay_{n}")
+    queue.claim("dead", 1, lease=5)
+    clock.advance(10)
+    assert queue.claim("w2", 3, lease=5).ids == ("pay_1", "pay_2", "pay_0")
+
+
+def test_a_claim_that_raises_puts_its_payments_back() -> None:
+    pay = AegisPay.in_memory()
+    queue = InMemoryPaymentQueue(pay.clock)
+    [payment_id] = submit(pay, queue, 1)
+    pay.crash_at("gateway.charge", "before")
+    with pytest.raises(BaseException, match="crash"):
+        Worker(pay, queue, "w1").work_once()
+    assert queue.claims() == {}
+    assert queue.claim("w2", 1, lease=30).ids == (payment_id,)
 
 
 def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_flight() -> None:
@@ -89,11 +162,12 @@ def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_fligh
     [payment_id] = submit(pay, queue, 1)
     dead = pay.sibling()
     dead.crash_at("gateway.charge", "after")
-    with pytest.raises(BaseException, match="crash"), queue.claim(1):
+    queue.claim("dead", 1, lease=30)
+    with pytest.raises(BaseException, match="crash"):
         dead.process_payment(payment_id)
     assert pay.get_payment(payment_id).state is PaymentState.PROCESSING
     survivor = Worker(pay, queue, "survivor")
-    survivor.run(until_empty=True)
+    survivor.janitor_run()
     assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
     assert ("survivor", "settled", 1) in list(work_counts(queue.work_log()))
     assert pay.check_invariants().violations == 0
@@ -107,8 +181,8 @@ def test_a_worker_until_empty_waits_out_a_dead_janitors_lock_and_settles_what_is
     dead.crash_at("gateway.charge", "after")
     with pytest.raises(BaseException, match="crash"):
         dead.process_payment(payment_id)
-    # A janitor killed mid-sweep: its lock stays held for its whole lease.
-    assert pay.locks.acquire(JANITOR_LOCK, "dead-janitor", ttl=30.0)
+    # A janitor killed mid-sweep: its lock stays held for the rest of its lease.
+    assert pay.locks.acquire(JANITOR_LOCK, "dead-janitor", ttl=JANITOR_LEASE)
     lines: list[str] = []
     summary = Worker(pay, queue, "last", say=lines.append).run(until_empty=True)
     assert lines[0] == "janitor last: another janitor holds the lock; skipped"

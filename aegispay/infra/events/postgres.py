@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import psycopg
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
@@ -58,6 +59,9 @@ SELECT_LINKED = """
       ON before.stream_id = e.stream_id AND before.version = e.version - 1
     WHERE e.position > %s ORDER BY e.position LIMIT %s
 """
+# An append that waited lock_timeout for the table lock wrote nothing: it is tried again, a few
+# times with backoff, before the caller hears of it.
+LOCK_ATTEMPTS = 4
 INSERT = (
     "INSERT INTO events (stream_id, version, type, data, recorded_at, hash)"
     " VALUES (%s, %s, %s, %s, %s, %s)"
@@ -118,13 +122,21 @@ class PostgresEventStore:
         """
         payloads = [(event.type, event_to_json(event)) for event in events]
         recorded_at = self._clock.now().isoformat()
+        retrying = Retrying(
+            retry=retry_if_exception_type(psycopg.errors.LockNotAvailable),
+            stop=stop_after_attempt(LOCK_ATTEMPTS),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
         try:
-            with self.database.transaction() as conn:
-                self.write(conn, stream_id, payloads, expected_version, recorded_at)
-                if project is not None:
-                    # The projector counted and logged its failure; the savepoint undid it.
-                    with contextlib.suppress(Exception), conn.transaction():
-                        project()
+            for attempt in retrying:
+                with attempt, self.database.transaction() as conn:
+                    self.write(conn, stream_id, payloads, expected_version, recorded_at)
+                    if project is not None:
+                        # The projector counted and logged its failure; the savepoint undid it.
+                        with contextlib.suppress(Exception), conn.transaction():
+                            project()
         except psycopg.errors.UniqueViolation as error:
             # Unreachable for writers that take the table lock; the last fence for any that do not.
             with self.database.connection() as conn:

@@ -1,8 +1,15 @@
-"""Queues of created payments for workers to take, and the log of which worker did what."""
+"""Queues of created payments for workers to take, and the log of which worker did what.
+
+A claim is a lease: committed at once with an expiry, renewed while its worker works, and
+free for any other worker once it expires (a worker that died or stalled holds nothing for
+longer than its lease). Each claim carries a token of its own, so a worker woken after its
+lease passed to another can tell that the work is no longer its to finish or to log.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -15,3 +22,12 @@ class WorkRecord:
     action: str
     state: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Payments one worker took for a lease, and the token that proves the lease is theirs."""
+
+    worker: str
+    ids: tuple[str, ...]
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -1,24 +1,37 @@
-"""A payment queue in PostgreSQL: workers on many machines take rows with SKIP LOCKED.
+"""A payment queue in PostgreSQL: workers on many machines take leases on rows.
 
-A claim is a transaction holding row locks on the ids it took: other workers skip them, and
-when the claiming process dies its connection drops, the transaction rolls back and the ids are
-free again. Nothing else marks a claim, so nothing has to expire or be cleaned up.
+A claim is one statement, committed at once: it marks up to n rows whose time has come
+(`available_at <= now()`, oldest first, skipping rows another claim is marking right now) with
+the worker, a token and a new `available_at`, the lease's expiry, which the worker's heartbeat
+pushes on while it works. No transaction stays open while a payment is processed, so a worker
+that is stopped, frozen or cut off holds nothing but rows whose lease runs out; a dead worker's
+rows are then claimable again, behind the work that was already waiting. Completing a payment
+deletes its row and writes its work-log line in one transaction, only while the token is still
+the row's: a worker whose lease passed to another writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 from aegispay.infra.postgres import PostgresDatabase
-from aegispay.infra.queue import WorkRecord
+from aegispay.infra.queue import Claim, WorkRecord
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS payment_queue (
         seq BIGSERIAL PRIMARY KEY,
-        payment_id TEXT NOT NULL UNIQUE
+        payment_id TEXT NOT NULL UNIQUE,
+        available_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        claimed_by TEXT,
+        claim_token TEXT
     )""",
+    # Queues made before claims were leases: the same columns, added.
+    "ALTER TABLE payment_queue ADD COLUMN IF NOT EXISTS available_at TIMESTAMPTZ NOT NULL"
+    " DEFAULT now()",
+    "ALTER TABLE payment_queue ADD COLUMN IF NOT EXISTS claimed_by TEXT",
+    "ALTER TABLE payment_queue ADD COLUMN IF NOT EXISTS claim_token TEXT",
+    "CREATE INDEX IF NOT EXISTS payment_queue_by_time ON payment_queue (available_at, seq)",
     """CREATE TABLE IF NOT EXISTS work_log (
         seq BIGSERIAL PRIMARY KEY,
         payment_id TEXT NOT NULL,
@@ -28,33 +41,90 @@ SCHEMA = (
         at TIMESTAMPTZ NOT NULL
     )""",
 )
-CLAIM = "SELECT payment_id FROM payment_queue ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT %s"
+CLAIM = """
+    UPDATE payment_queue AS q
+    SET claimed_by = %(worker)s, claim_token = %(token)s,
+        available_at = now() + make_interval(secs => %(lease)s)
+    FROM (SELECT seq, available_at FROM payment_queue WHERE available_at <= now()
+          ORDER BY available_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS due
+    WHERE q.seq = due.seq
+    RETURNING due.available_at, q.seq, q.payment_id
+"""
+# A new id is queued; one whose claim ran out is made free now; one waiting or held, left be.
+ENQUEUE = """
+    INSERT INTO payment_queue (payment_id) VALUES (%s)
+    ON CONFLICT (payment_id) DO UPDATE
+    SET claimed_by = NULL, claim_token = NULL, available_at = now()
+    WHERE payment_queue.claim_token IS NOT NULL AND payment_queue.available_at <= now()
+    RETURNING payment_id
+"""
+INSERT_RECORD = (
+    "INSERT INTO work_log (payment_id, worker, action, state, at) VALUES (%s, %s, %s, %s, %s)"
+)
 
 
 class PostgresPaymentQueue:
-    """Payment ids in a table in arrival order, claimed with `FOR UPDATE SKIP LOCKED`."""
+    """Payment ids in a table, in order of the time each may be claimed; claims are leases."""
 
     def __init__(self, database: PostgresDatabase) -> None:
         self.database = database
         database.create(SCHEMA)
 
-    def enqueue(self, payment_id: str) -> None:
-        """Add a payment unless it is already waiting."""
+    def enqueue(self, payment_id: str) -> bool:
+        """Add a payment unless it waits already; True when this made it claimable (new, or
+        its claim's lease had run out)."""
+        with self.database.connection() as conn:
+            return conn.execute(ENQUEUE, (payment_id,)).fetchone() is not None
+
+    def claim(self, worker: str, limit: int, lease: float) -> Claim:
+        """Take up to `limit` ids whose time has come, oldest first, for `lease` seconds."""
+        claim = Claim(worker, ())
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                CLAIM, {"worker": worker, "token": claim.token, "lease": lease, "limit": limit}
+            ).fetchall()
+        # In the order they were due (RETURNING keeps none of its own).
+        return Claim(worker, tuple(str(pid) for _, _, pid in sorted(rows)), claim.token)
+
+    def renew(self, claim: Claim, lease: float, ids: Sequence[str] | None = None) -> set[str]:
+        """Push the lease of the claim's ids (or of `ids` among them) to now + `lease`; return
+        those still held by this claim (the others passed to another worker)."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "UPDATE payment_queue SET available_at = now() + make_interval(secs => %s)"
+                " WHERE claim_token = %s AND payment_id = ANY(%s) RETURNING payment_id",
+                (lease, claim.token, list(claim.ids if ids is None else ids)),
+            ).fetchall()
+        return {str(pid) for (pid,) in rows}
+
+    def complete(self, claim: Claim, payment_id: str, record: WorkRecord | None = None) -> bool:
+        """Take a payment off the queue and log `record` (if any), if this claim still holds
+        it; False, writing nothing, if its lease passed to another worker."""
+        with self.database.transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM payment_queue WHERE payment_id = %s AND claim_token = %s",
+                (payment_id, claim.token),
+            ).rowcount
+            if deleted and record is not None:
+                conn.execute(INSERT_RECORD, _values(record))
+        return bool(deleted)
+
+    def release(self, claim: Claim, delay: float = 0.0) -> None:
+        """Give back the ids this claim still holds, claimable again after `delay` seconds."""
         with self.database.connection() as conn:
             conn.execute(
-                "INSERT INTO payment_queue (payment_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                (payment_id,),
+                "UPDATE payment_queue SET claimed_by = NULL, claim_token = NULL,"
+                " available_at = now() + make_interval(secs => %s) WHERE claim_token = %s",
+                (delay, claim.token),
             )
 
-    @contextmanager
-    def claim(self, limit: int) -> Iterator[list[str]]:
-        """Take up to `limit` waiting ids nobody else holds; they leave the queue when the block
-        ends normally and go back when it raises or the process dies."""
-        with self.database.transaction() as conn:
-            ids = [str(pid) for (pid,) in conn.execute(CLAIM, (limit,)).fetchall()]
-            yield ids
-            if ids:
-                conn.execute("DELETE FROM payment_queue WHERE payment_id = ANY(%s)", (ids,))
+    def claims(self) -> dict[str, str]:
+        """Who holds each claimed payment (leases live or run out), by payment id."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT payment_id, claimed_by FROM payment_queue WHERE claimed_by IS NOT NULL"
+            ).fetchall()
+        return {str(pid): str(worker) for pid, worker in rows}
 
     def pending(self) -> int:
         """How many payments wait, claimed or not."""
@@ -65,11 +135,7 @@ class PostgresPaymentQueue:
     def record(self, payment_id: str, worker: str, action: str, state: str, at: datetime) -> None:
         """Log that a worker moved a payment on."""
         with self.database.connection() as conn:
-            conn.execute(
-                "INSERT INTO work_log (payment_id, worker, action, state, at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (payment_id, worker, action, state, at),
-            )
+            conn.execute(INSERT_RECORD, (payment_id, worker, action, state, at))
 
     def work_log(self) -> list[WorkRecord]:
         """Everything logged, oldest first."""
@@ -82,3 +148,7 @@ class PostgresPaymentQueue:
     def close(self) -> None:
         """Close the pool (the database is this queue's alone when opened by URL)."""
         self.database.close()
+
+
+def _values(record: WorkRecord) -> tuple[object, ...]:
+    return (record.payment_id, record.worker, record.action, record.state, record.at)
