@@ -19,6 +19,7 @@ from aegispay.infra.events.chain import GENESIS, Chain, chain_hash
 from aegispay.infra.events.postgres import PostgresEventStore
 from aegispay.infra.urls import parse_store_url
 from tests.contracts.event_store_contract import EventStoreContract
+from tests.factories import opening
 from tests.test_postgres import OnPostgres, database, execute
 from tests.test_postgres import TestPostgresEventStore as UnkeyedPostgres
 from tests.test_tamper_keyed import KEY, OTHER_KEY, KeyedChainContract
@@ -262,3 +263,24 @@ def test_a_postgresql_store_made_with_one_key_refuses_another(postgres_url: str)
     with pytest.raises(Exception, match="is not the key its events are chained with"):
         PostgresEventStore(database(postgres_url), SystemClock(), key=OTHER_KEY)
     assert execute(postgres_url, "SELECT fingerprint FROM chain_key") == [(Chain(KEY).fingerprint,)]
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_a_dropped_chain_key_table_is_refused_in_one_line_with_or_without_a_key(
+    postgres_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    key: bytes | None,
+) -> None:
+    store = PostgresEventStore(database(postgres_url), SystemClock(), key=KEY)
+    store.append("pay_1", opening("pay_1"), 0)
+    store.close()
+    execute(postgres_url, "DROP TABLE chain_key")
+    if key is not None:
+        monkeypatch.setenv("AEGISPAY_CHAIN_KEY", key.decode())
+    assert main(["verify", "--store", postgres_url]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "aegispay: store: its chain_key table was dropped: its record of the key is gone\n"
+    )
+    assert execute(postgres_url, "SELECT count(*) FROM events") == [(3,)]

@@ -17,7 +17,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from aegispay.domain.errors import ConcurrencyError
 from aegispay.domain.events import PaymentEvent, event_to_json
-from aegispay.infra.events.chain import GENESIS, Chain, decide_key, readable
+from aegispay.infra.events.chain import GENESIS, Chain, ChainKeyRefused, decide_key, readable
 
 # One decoding of a stored row for both SQL stores: the columns and their checks are the same.
 from aegispay.infra.events.sqlite import READ_ALL_BATCH, Row, read_all_batch_size
@@ -251,7 +251,14 @@ def _head(conn: Connection, stream_id: str) -> tuple[int, str]:
 
 
 def _recorded_key(conn: Connection) -> str | None:
-    row = conn.execute("SELECT fingerprint FROM chain_key").fetchone()
+    try:
+        row = conn.execute("SELECT fingerprint FROM chain_key").fetchone()
+    except psycopg.errors.UndefinedTable:
+        # The schema records that its tables were made (see PostgresDatabase.create): a
+        # chain_key table gone since was dropped by hand.
+        raise ChainKeyRefused(
+            "store", "its chain_key table was dropped: its record of the key is gone"
+        ) from None
     return None if row is None else str(row[0])
 
 
