@@ -41,6 +41,7 @@ MAIN_PICTURE = {
     "07_database_failure": "explorer = PaymentExplorer(pay, done[0].id)",
     "08_correctness": "explorer = PaymentExplorer(soak)",
     "09_scale_out": "axis.set_title(",
+    "10_labs": 'labs.check("recovery", decide)',
 }
 # The tallest a README picture is cut to, in CSS pixels.
 PICTURE_HEIGHT = 1100
