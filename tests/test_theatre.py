@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import os
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from aegispay import labs
+from aegispay.labs import Verdict
 from aegispay.viz.theatre import CrashTheatre
 from aegispay.viz.theatre_app import APP, NOTEBOOK, free_port, voila_command
+from aegispay.viz.theatre_attack import DEFENSE_WORDS, PLAY_SECONDS
 from aegispay.viz.theatre_stage import CRASH_CHOICES, CrashChoice, KilledStage
 from tests.test_viz_widgets import lit, texts
 
@@ -316,7 +321,9 @@ def test_switching_to_real_mode_resets_the_stage_onto_files(theatre: CrashTheatr
 def test_the_app_notebook_builds_the_theatre_and_nothing_else() -> None:
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     assert [cell["cell_type"] for cell in cells] == ["code"]
-    assert "CrashTheatre()" in "".join(cells[0]["source"])
+    source = "".join(cells[0]["source"])
+    assert "CrashTheatre(attacks=attack)" in source
+    assert "from aegispay.labs import attack" in source
     assert (APP / "share" / "voila" / "templates" / "theatre" / "index.html.j2").is_file()
 
 
@@ -345,3 +352,210 @@ def test_pay_again_keeps_recoverys_steps_on_screen_without_unfolding_them_again(
     assert "settled" in plain(theatre, "story")
     for name in ("verdict", "story", "ledgers"):
         assert "animation-delay" not in theatre.pictures[name].value
+
+
+# "Remove a defense": the theatre is handed the labs' attack (each defense attacked once here),
+# and Play's steps are called back by a clock the test turns by hand.
+
+
+@functools.cache
+def attack(name: str) -> Verdict:
+    return labs.attack(without=name)
+
+
+class Clock:
+    """Play's timer: what it was asked to call back, and after how long; `turn` calls the next."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, seconds: float, callback: Callable[[], None]) -> Clock:
+        self.waiting.append((seconds, callback))
+        return self
+
+    def cancel(self) -> None:
+        self.waiting.clear()
+
+    def turn(self) -> None:
+        _, callback = self.waiting.pop(0)
+        callback()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def attacked(clock: Clock) -> Iterator[CrashTheatre]:
+    stage = CrashTheatre(seed=12, attacks=attack, later=clock)
+    yield stage
+    stage.close()
+
+
+def choose(theatre: CrashTheatre, words: str) -> None:
+    assert theatre.attack is not None
+    label = dict(theatre.attack.defense.options)
+    theatre.attack.defense.value = label[words]
+
+
+def lanes(theatre: CrashTheatre) -> str:
+    assert theatre.attack is not None
+    return html.unescape(re.sub(r"<[^>]+>", " ", theatre.attack.lanes.value))
+
+
+def said(theatre: CrashTheatre) -> str:
+    """The verdict line and the narration below it, as read."""
+    return html.unescape(plain(theatre, "verdict"))
+
+
+def steps_shown(theatre: CrashTheatre) -> list[str]:
+    assert theatre.attack is not None
+    return re.findall(
+        r'class="(?:lane-say|lane-note)[^"]*"[^>]*>(\d+)\.', theatre.attack.lanes.value
+    )
+
+
+def test_the_defense_dropdown_names_every_defense_the_labs_know_in_plain_words(
+    attacked: CrashTheatre,
+) -> None:
+    assert attacked.attack is not None
+    assert set(DEFENSE_WORDS) == set(labs.DEFENSES)
+    assert [words for words, _ in attacked.attack.defense.options] == [
+        "none",
+        "the payment lease (lock)",
+        "the gateway's idempotency key",
+        "the gateway's cancel fence",
+        "the store's expected version",
+        "asking the gateway before writing FAILURE",
+        "writing the intent before the charge",
+    ]
+
+
+def test_without_the_theatre_being_handed_an_attack_there_is_no_defense_choice(
+    theatre: CrashTheatre,
+) -> None:
+    assert theatre.attack is None
+
+
+def test_choosing_a_defense_puts_the_lanes_in_place_of_the_crash_story_until_none(
+    attacked: CrashTheatre,
+) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "the gateway's idempotency key")
+    assert [row.layout.display for row in attacked.story_rows] == ["none"] * 3
+    assert attacked.attack.lanes.layout.display is None
+    assert attacked.pay_button.disabled and attacked.crash.disabled
+    assert "What breaks without the gateway's idempotency key?" in said(attacked)
+    choose(attacked, "none")
+    assert [row.layout.display for row in attacked.story_rows] == [None] * 3
+    assert attacked.attack.lanes.layout.display == "none"
+    assert not attacked.pay_button.disabled
+    assert attacked.verdict in said(attacked)
+
+
+def test_play_without_the_idempotency_key_shows_a_step_a_second_on_the_lanes(
+    attacked: CrashTheatre, clock: Clock
+) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "the gateway's idempotency key")
+    attacked.attack.play_button.click()
+    found = attack("idempotency_key")
+    assert steps_shown(attacked) == ["1"]
+    assert attacked.attack.play_button.description == "Pause"
+    assert [seconds for seconds, _ in clock.waiting] == [PLAY_SECONDS]
+    for lane in ("client", "process A", "process B", "recovery", "event store", "gateway"):
+        assert lane in lanes(attacked)
+    assert "nothing broken yet" in said(attacked)
+    breaking = next(n for n, step in enumerate(found.trace, start=1) if step.breaking)
+    while clock.waiting:
+        clock.turn()
+        shown = len(steps_shown(attacked))
+        broke = "Without the gateway's idempotency key: charged twice." in said(attacked)
+        assert broke == (shown >= breaking), shown
+    assert steps_shown(attacked) == [str(n) for n in range(1, len(found.trace) + 1)]
+    assert attacked.attack.play_button.description == "Play the attack"
+    assert attacked.attack.next_button.disabled
+    assert "The end" in said(attacked)
+
+
+def test_the_breaking_step_alone_is_marked_in_red(attacked: CrashTheatre) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "writing the intent before the charge")
+    for _ in attack("intent_first").trace:
+        attacked.attack.next_button.click()
+    marked = re.findall(r'class="lane-say breaks[^"]*"[^>]*>([^<]+)<', attacked.attack.lanes.value)
+    marked = [html.unescape(m) for m in marked]
+    assert marked == ["4. ✘ the gateway charges 42.00 EUR (t1)"]
+    assert "charged, but our records never say the charge was sent" in said(attacked)
+
+
+def test_next_step_goes_one_step_at_a_time_and_stops_playing(
+    attacked: CrashTheatre, clock: Clock
+) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "asking the gateway before writing FAILURE")
+    attacked.attack.play_button.click()
+    attacked.attack.next_button.click()
+    assert clock.waiting == []
+    assert steps_shown(attacked) == ["1", "2"]
+    assert attacked.attack.play_button.description == "Play the attack"
+    assert "Step 2 of 9: process A writes PaymentInitiated" in said(attacked)
+    for _ in range(5):
+        attacked.attack.next_button.click()
+    assert "Step 7 breaks the promise: process A writes PaymentFailed" in said(attacked)
+    assert "charged but recorded as failed" in said(attacked)
+
+
+def test_pause_stops_play_and_changing_the_defense_starts_the_lanes_again(
+    attacked: CrashTheatre, clock: Clock
+) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "asking the gateway before writing FAILURE")
+    attacked.attack.play_button.click()
+    clock.turn()
+    attacked.attack.play_button.click()
+    assert clock.waiting == []
+    assert steps_shown(attacked) == ["1", "2"]
+    attacked.attack.play_button.click()
+    assert steps_shown(attacked) == ["1", "2", "3"]
+    choose(attacked, "the gateway's idempotency key")
+    assert clock.waiting == []
+    assert steps_shown(attacked) == []
+
+
+@pytest.mark.slow
+def test_without_the_lock_nothing_breaks_and_the_verdict_says_why(attacked: CrashTheatre) -> None:
+    assert attacked.attack is not None
+    choose(attacked, "the payment lease (lock)")
+    attacked.attack.play_button.click()
+    verdict = re.findall(r'class="verdict">([^<]*)<', attacked.pictures["verdict"].value)
+    assert [html.unescape(v) for v in verdict] == [
+        "Nothing breaks without the payment lease (lock): the store's expected version is the "
+        "fence; the lock only saves duplicate work."
+    ]
+    assert "every promise held" in said(attacked)
+    assert "the promise held over" in lanes(attacked)
+    assert "stale writes" in lanes(attacked)
+    assert attacked.attack.next_button.disabled
+
+
+def test_each_defense_is_attacked_once_however_often_it_is_played(clock: Clock) -> None:
+    asked: list[str] = []
+
+    def counting(name: str) -> Verdict:
+        asked.append(name)
+        return attack(name)
+
+    stage = CrashTheatre(seed=12, attacks=counting, later=clock)
+    assert stage.attack is not None
+    choose(stage, "writing the intent before the charge")
+    for _ in range(3):
+        stage.attack.play_button.click()
+        while clock.waiting:
+            clock.turn()
+    choose(stage, "none")
+    choose(stage, "writing the intent before the charge")
+    stage.attack.next_button.click()
+    stage.close()
+    assert asked == ["intent_first"]

@@ -8,12 +8,15 @@ stands. Clicks tell the story: Pay (crashing where chosen), Restart, Recover, th
 the same key; each redraws every picture, and recovery's steps appear one by one, the verdict
 with the last. A slider travels back through the event log: the state at version k is
 `replay(events[:k])`. A switch runs the payment in a real worker process killed with SIGKILL
-(`theatre_stage.KilledStage`). The panels are drawn by `theatre_panels`; `make demo` serves it.
+(`theatre_stage.KilledStage`). Given `attacks` (the app notebook passes `aegispay.labs.attack`),
+a dropdown removes a defense and the stage plays the shortest counterexample without it as lanes
+(`theatre_attack`). The panels are drawn by `theatre_panels`; `make demo` serves it.
 
     theatre = CrashTheatre()
     theatre.pay_button.click(); theatre.restart_button.click(); theatre.recover_button.click()
     theatre.again_button.click()
     theatre.widget   # the screen
+    CrashTheatre(attacks=aegispay.labs.attack).attack.defense.value = "fence"
 """
 
 from __future__ import annotations
@@ -28,18 +31,21 @@ from aegispay.sim.invariants import InvariantReport
 from aegispay.viz.diagrams import state_machine_diagram
 from aegispay.viz.explorer import Snapshot
 from aegispay.viz.ledgers import LedgerRow, ledger_rows
+from aegispay.viz.theatre_attack import CSS as LANES_CSS
+from aegispay.viz.theatre_attack import AttackPlayer, Attacks, Later, event_loop_later
 from aegispay.viz.theatre_panels import (
     CSS,
     STEP_SECONDS,
     audit_html,
-    broken_in_words,
     card,
     client_html,
+    held,
     ledgers_html,
     memory_html,
     process_html,
     replay_html,
     row_html,
+    settled,
     steps_html,
     store_html,
     verdict_html,
@@ -68,26 +74,18 @@ def fitting() -> w.Layout:
     return w.Layout(width="auto", max_width="100%")
 
 
-def held(row: LedgerRow | None) -> tuple[str, str]:
-    """What the gateways hold for the payment and what we hold, in words."""
-    if row is None or row.payment is None:
-        return "no charge", "no payment"
-    charges = [r for r in row.records.values() if r.charged]
-    theirs = f"charged {charges[0].amount}" if charges else "no charge"
-    if len(charges) > 1:
-        theirs = f"{len(charges)} charges"
-    return theirs, str(row.payment.state)
-
-
 class CrashTheatre(Snapshot):
     """The one-screen app: controls on top, the verdict below them, every component below that,
     redrawn after each click.
 
     Its state is plain attributes and its logic plain methods, so tests click its buttons with
-    `button.click()`. `real=True` starts with the real-process switch on.
+    `button.click()`. `real=True` starts with the real-process switch on. With `attacks`, the
+    "remove a defense" controls (`self.attack`) play its counterexamples; `later` schedules Play's
+    steps (the kernel's event loop; tests pass their own).
     """
 
-    def __init__(self, seed: int = 12, real: bool = False) -> None:
+    def __init__(self, seed: int = 12, real: bool = False, attacks: Attacks | None = None,
+                 later: Later = event_loop_later) -> None:  # fmt: skip
         self.seed = seed
         self.crash = w.Dropdown(
             options=[(choice.words, choice) for choice in CRASH_CHOICES], value=CRASH_CHOICES[0],
@@ -100,6 +98,8 @@ class CrashTheatre(Snapshot):
         self.recover_button = w.Button(description="Recover", icon="wrench")
         self.again_button = w.Button(description="Pay again, same key", icon="repeat")
         self.reset_button = w.Button(description="Reset", icon="undo")
+        self.buttons = (self.pay_button, self.restart_button, self.recover_button,
+                        self.again_button, self.reset_button)  # fmt: skip
         self.time = w.IntSlider(description="version", min=0, max=0, continuous_update=True,
                                 layout=share(1, "12rem"))  # fmt: skip
         self.pictures = {name: w.HTML().add_class(f"theatre-{name}") for name in PANELS}
@@ -113,7 +113,7 @@ class CrashTheatre(Snapshot):
             button.layout = w.Layout(width="auto", height="auto")
         self.real.observe(lambda _change: self.reset(), names="value")
         self.time.observe(lambda _change: self.travel(), names="value")
-        self.widget = self._layout()
+        self.widget = self._layout(attacks, later)
         self.stage: Stage = SimulatedStage(seed)
         self.payments = 0
         self.key = ""
@@ -125,26 +125,29 @@ class CrashTheatre(Snapshot):
         self.audit_after: InvariantReport | None = None
         self.reset()
 
-    def _layout(self) -> w.Box:
+    def _layout(self, attacks: Attacks | None, later: Later) -> w.Box:
         p = self.pictures
         for name, grow, basis in (("client", 2, "14rem"), ("process", 3, "18rem"),
                                   ("ledgers", 3, "18rem"), ("state", 5, "31rem"),
                                   ("story", 4, "18rem"), ("replay", 3, "16rem")):  # fmt: skip
             p[name].layout = share(grow, basis)
         p["verdict"].layout = w.Layout(width="100%")
-        title = w.HTML(CSS + '<b class="title">AegisPay crash theatre</b>')
-        buttons = (self.pay_button, self.restart_button, self.recover_button, self.again_button,
-                   self.reset_button)  # fmt: skip
+        title = w.HTML(CSS + LANES_CSS + '<b class="title">AegisPay crash theatre</b>')
         wraps = w.Layout(flex_flow="row wrap", align_items="stretch", width="100%")
         disk = w.VBox([p["store"], p["row"]], layout=share(3, "16rem"))
-        return w.VBox([
-            w.HBox([title, self.crash, *buttons, self.real],
-                   layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%")),
-            p["verdict"],
+        self.story_rows = [
             w.HBox([p["client"], p["process"], p["ledgers"]], layout=wraps),
             w.HBox([p["state"], p["story"], disk], layout=wraps),
             w.HBox([self.time, p["replay"]], layout=w.Layout(flex_flow="row wrap",
                                                             align_items="center", width="100%")),
+        ]  # fmt: skip
+        self.attack = (AttackPlayer(attacks, p["verdict"], self.story_rows, self.redraw, later)
+                       if attacks else None)  # fmt: skip
+        attack = [self.attack.controls, p["verdict"], self.attack.lanes] if self.attack else []
+        return w.VBox([
+            w.HBox([title, self.crash, *self.buttons, self.real],
+                   layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%")),
+            *(attack or [p["verdict"]]), *self.story_rows,
         ], layout=w.Layout(width="100%")).add_class("theatre")  # fmt: skip
 
     # The clicks and the reset.
@@ -162,7 +165,7 @@ class CrashTheatre(Snapshot):
             self.narration = f"Pay: the process died {choice.words}. Now press Restart."
         else:
             self.said = f"200 OK: {ours}"
-            self.verdict = self._settled(f"Paid ({choice.words}).")
+            self.verdict = self._settle(f"Paid ({choice.words}).")
             self.narration = "Pay: no crash on the way. Press Pay again to send the same key."
         self.redraw()
 
@@ -186,7 +189,7 @@ class CrashTheatre(Snapshot):
         self.steps = recovery_steps(report, before, after)
         self.recovered = self.unfold = True
         self.audit_after = engine.check_invariants()
-        self.verdict = self._settled("Recovered.")
+        self.verdict = self._settle("Recovered.")
         self.narration = "Recover: done. Press Pay again: the shop retries with the same key."
         self.redraw()
 
@@ -201,7 +204,7 @@ class CrashTheatre(Snapshot):
         same = "the same payment" if again.id == self.payment_id else "a different payment"
         self.said = f"same key, {same} back: {again.state}"
         charged = "no new charge" if new == 0 else f"{new} new charge(s)"
-        self.verdict = f"Same key, {same} back: {charged}. {self._settled('')}".strip()
+        self.verdict = f"Same key, {same} back: {charged}. {self._settle('')}".strip()
         self.narration = f"Pay again: the shop sent key {self.key} again and got {again.id} back."
         self.unfold = False
         self.redraw()
@@ -221,18 +224,8 @@ class CrashTheatre(Snapshot):
         self.audit_before = self.audit_after = None
         self.redraw()
 
-    def _settled(self, opening: str) -> str:
-        """The verdict once the payment should be settled: charged once and agreeing, or what
-        is still wrong."""
-        row = self.ledger()
-        report = self.stage.engine.check_invariants()
-        if row is not None and row.verdict == "agree" and not report.violations:
-            theirs, _ = held(row)
-            done = "charged once" if theirs.startswith("charged") else "not charged"
-            return f"{opening} {done.capitalize()}, our records agree.".strip()
-        charged = row is not None and held(row)[0] != "no charge"
-        reason = broken_in_words(report, charged) or (row.reason if row else "no payment")
-        return f"{opening} Not settled yet: {reason}.".strip()
+    def _settle(self, opening: str) -> str:
+        return settled(opening, self.ledger(), self.stage.engine.check_invariants())
 
     def _guarded(self, action: Any) -> None:
         """Run a click; an error the engine raises is shown, not lost in a log."""
@@ -284,21 +277,14 @@ class CrashTheatre(Snapshot):
         p["story"].value = card(
             "recovery",
             steps_html(self.steps, self.unfold)
-            + self._audit("audit after the crash", self.audit_before, charged, None)
-            + self._audit("audit after recovery", self.audit_after, charged, delay),
+            + audit_html("audit after the crash", self.audit_before, charged, None)
+            + audit_html("audit after recovery", self.audit_after, charged, delay),
         )
         with self.time.hold_trait_notifications():
             self.time.max = len(recorded)
             self.time.value = len(recorded)
         self.travel()
         self._enable()
-
-    @staticmethod
-    def _audit(
-        when: str, report: InvariantReport | None, charged: bool, delay: float | None
-    ) -> str:
-        words = broken_in_words(report, charged) if report is not None else ""
-        return audit_html(when, report, words, delay)
 
     def travel(self) -> None:
         """Show the state at the slider's version: replay of the events up to it, lit."""
@@ -320,6 +306,10 @@ class CrashTheatre(Snapshot):
         self.again_button.disabled = not alive or not paid or (self.crashed and not self.recovered)
         self.crash.disabled = self.real.disabled = paid
         self.time.disabled = not paid
+        for control in (
+            (*self.buttons, self.crash, self.real) if self.attack and self.attack.name else ()
+        ):
+            control.disabled = True  # a defense removed: the crash story waits
 
     def close(self) -> None:
         """Let go of the stage's processes and files."""

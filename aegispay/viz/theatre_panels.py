@@ -209,12 +209,14 @@ def steps_html(steps: Sequence[tuple[str, str]], unfold: bool = True) -> str:
     return f'<ol class="theatre-steps">{items}</ol>'
 
 
-def audit_html(when: str, report: InvariantReport | None, words: str, delay: float | None) -> str:
+def audit_html(
+    when: str, report: InvariantReport | None, charged: bool, delay: float | None
+) -> str:
     """One audit, as `aegispay audit` computes it, said in words: what is wrong, or nothing."""
     if report is None:
         return f'<div class="audit">{html.escape(when)}: <i>not yet</i></div>'
     verdict = (
-        f'<span class="bad">✘ {html.escape(words)}</span>'
+        f'<span class="bad">✘ {html.escape(broken_in_words(report, charged))}</span>'
         if report.violations
         else '<span class="ok">✔ nothing wrong: every check holds</span>'
     )
@@ -235,6 +237,29 @@ def broken_in_words(report: InvariantReport, charged: bool) -> str:
         else:
             said.append(INVARIANTS[name].rstrip("."))
     return "; ".join(said)
+
+
+def held(row: LedgerRow | None) -> tuple[str, str]:
+    """What the gateways hold for the payment and what we hold, in words."""
+    if row is None or row.payment is None:
+        return "no charge", "no payment"
+    charges = [r for r in row.records.values() if r.charged]
+    theirs = f"charged {charges[0].amount}" if charges else "no charge"
+    if len(charges) > 1:
+        theirs = f"{len(charges)} charges"
+    return theirs, str(row.payment.state)
+
+
+def settled(opening: str, row: LedgerRow | None, report: InvariantReport) -> str:
+    """The verdict once the payment should be settled: charged once and agreeing, or what
+    is still wrong."""
+    if row is not None and row.verdict == "agree" and not report.violations:
+        theirs, _ = held(row)
+        done = "charged once" if theirs.startswith("charged") else "not charged"
+        return f"{opening} {done.capitalize()}, our records agree.".strip()
+    charged = row is not None and held(row)[0] != "no charge"
+    reason = broken_in_words(report, charged) or (row.reason if row else "no payment")
+    return f"{opening} Not settled yet: {reason}.".strip()
 
 
 def replay_html(recorded: Sequence[RecordedEvent], shown: int) -> str:
