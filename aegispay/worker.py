@@ -296,9 +296,10 @@ class Worker:
         renew = lambda: self.queue.renew(claim, self.lease)  # noqa: E731
         try:
             with Heartbeat(renew, self.lease / BEATS_PER_LEASE):
-                for payment_id in claim.ids:
-                    # Fresh before the payment's lock is taken, and proof it is still ours.
-                    if payment_id in self.queue.renew(claim, self.lease, [payment_id]):
+                for n, payment_id in enumerate(claim.ids):
+                    # Fresh before the payment's lock is taken, and proof it is still ours (the
+                    # first was claimed a moment ago).
+                    if n == 0 or payment_id in self.queue.renew(claim, self.lease, [payment_id]):
                         self._process(claim, payment_id)
                     else:
                         self._taken_over(payment_id)

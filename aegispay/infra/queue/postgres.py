@@ -58,6 +58,14 @@ ENQUEUE = """
     WHERE payment_queue.claim_token IS NOT NULL AND payment_queue.available_at <= now()
     RETURNING payment_id
 """
+DELETE = "DELETE FROM payment_queue WHERE payment_id = %s AND claim_token = %s RETURNING payment_id"
+# One statement, so one commit: the row goes and the line is written only if the token held.
+COMPLETE = f"""
+    WITH done AS ({DELETE})
+    INSERT INTO work_log (payment_id, worker, action, state, at)
+    SELECT payment_id, %s, %s, %s, %s FROM done
+    RETURNING payment_id
+"""
 INSERT_RECORD = (
     "INSERT INTO work_log (payment_id, worker, action, state, at) VALUES (%s, %s, %s, %s, %s)"
 )
@@ -100,14 +108,12 @@ class PostgresPaymentQueue:
     def complete(self, claim: Claim, payment_id: str, record: WorkRecord | None = None) -> bool:
         """Take a payment off the queue and log `record` (if any), if this claim still holds
         it; False, writing nothing, if its lease passed to another worker."""
-        with self.database.transaction() as conn:
-            deleted = conn.execute(
-                "DELETE FROM payment_queue WHERE payment_id = %s AND claim_token = %s",
-                (payment_id, claim.token),
-            ).rowcount
-            if deleted and record is not None:
-                conn.execute(INSERT_RECORD, _values(record))
-        return bool(deleted)
+        params: tuple[object, ...] = (payment_id, claim.token)
+        statement = DELETE
+        if record is not None:
+            statement, params = COMPLETE, (*params, *_values(record)[1:])
+        with self.database.connection() as conn:
+            return conn.execute(statement, params).fetchone() is not None
 
     def release(self, claim: Claim, delay: float = 0.0) -> None:
         """Give back the ids this claim still holds, claimable again after `delay` seconds."""
