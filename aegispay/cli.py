@@ -215,8 +215,9 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.Namespace], int], lis
             (("--depth",), {"type": _positive_int, "default": DEPTH,
                             "help": "most moves per schedule tried exhaustively (3 is deeper)"}),
         ]),
-        "verify": ("read every stored event, check its hash chain and each stream's last "
-                   "event against the projection and the gateway; report damage",
+        "verify": ("check every stored event's hash chain, and each stream's last event "
+                   "against its projection row and the gateway; a keyed store needs "
+                   "AEGISPAY_CHAIN_KEY or AEGISPAY_CHAIN_KEY_FILE",
                    verify_command, [
             (("--store",), {"default": "sqlite:///aegispay.db",
                             "help": "event store URL: sqlite:///file.db or "

@@ -280,7 +280,27 @@ def test_a_dropped_chain_key_table_is_refused_in_one_line_with_or_without_a_key(
         monkeypatch.setenv("AEGISPAY_CHAIN_KEY", key.decode())
     assert main(["verify", "--store", postgres_url]) == 2
     err = capsys.readouterr().err
-    assert (
-        err == "aegispay: store: its chain_key table was dropped: its record of the key is gone\n"
+    assert err == (
+        "aegispay: store: its chain_key table was dropped or altered: its record of the key is "
+        "gone\n"
     )
     assert execute(postgres_url, "SELECT count(*) FROM events") == [(3,)]
+
+
+@pytest.mark.parametrize(
+    ("alteration", "message"),
+    [("ALTER TABLE events DROP COLUMN hash",
+      'aegispay: store: its events table was altered (column "hash" does not exist)\n'),
+     ("ALTER TABLE chain_key DROP COLUMN fingerprint",
+      "aegispay: store: its chain_key table was dropped or altered: its record of the key is "
+      "gone\n")],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["verify", "recover"])
+def test_a_table_altered_by_hand_is_refused_in_one_line_not_a_traceback(
+    settled: tuple[str, list[str]], capsys: pytest.CaptureFixture[str], command: str,
+    alteration: str, message: str,
+) -> None:  # fmt: skip
+    url, _ = settled
+    execute(url, alteration)
+    assert main([command, "--store", url, "--gateway", url]) == 2
+    assert capsys.readouterr().err == message

@@ -26,6 +26,8 @@ from aegispay.domain.payment import Payment, replay
 from aegispay.orchestration.ports import EventStore, ProjectionStore, RecordedEvent
 from aegispay.recovery.coordinator import in_id_order
 
+# How drift is repaired: recovery rewrites the rows of the streams it reads; a rebuild, every row.
+REBUILT = "recovery or rebuild_projections() rewrites it from the events"
 # What the gateway holds for a merchant reference (the payment id), or None.
 ChargeLookup = Callable[[str], ChargeRecord | None]
 
@@ -141,7 +143,7 @@ def _head_damage(
 def _compare(row: Payment | None, stored: Payment, gateway: str) -> Damage | tuple[int, str] | None:
     """A projection row against the payment its events make (see the module's docstring)."""
     if row is None:
-        return (stored.version, "no readable projection row (recovery rebuilds it)")
+        return (stored.version, f"no readable projection row ({REBUILT})")
     if row.version > stored.version:
         return Damage(
             stored.id,
@@ -150,7 +152,7 @@ def _compare(row: Payment | None, stored: Payment, gateway: str) -> Damage | tup
             f"projection row is at version {row.version} ({row.state}){gateway}",
         )
     if row.version < stored.version:
-        return (stored.version, f"projection row at version {row.version} (recovery repairs it)")
+        return (stored.version, f"projection row at version {row.version} ({REBUILT})")
     if row != stored:
         return Damage(
             stored.id,

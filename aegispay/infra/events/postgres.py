@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import psycopg
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from aegispay.domain.errors import ConcurrencyError
+from aegispay.domain.errors import ConcurrencyError, InvalidRequest
 from aegispay.domain.events import PaymentEvent, event_to_json
 from aegispay.infra.events.chain import GENESIS, Chain, ChainKeyRefused, decide_key, readable
 
@@ -227,6 +227,7 @@ class PostgresEventStore:
         """Record a new schema's chain key fingerprint, or raise ChainKeyRefused if this
         store's chain is not the one the schema was made with (see chain.decide_key)."""
         with self.database.connection() as conn:
+            _check_columns(conn)
             recorded = _recorded_key(conn)
             if recorded is not None:
                 decide_key(self._chain, recorded, has_events=True)
@@ -250,14 +251,23 @@ def _head(conn: Connection, stream_id: str) -> tuple[int, str]:
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
+def _check_columns(conn: Connection) -> None:
+    """Raise InvalidRequest unless the events table has every column a read selects."""
+    # The schema records that its tables were made (see PostgresDatabase.create): a column
+    # gone since was dropped by hand, and every read would fail on it.
+    try:
+        conn.execute(f"SELECT {COLUMNS} FROM events LIMIT 0")
+    except psycopg.errors.UndefinedColumn as error:
+        raise InvalidRequest("store", f"its events table was altered ({error.diag.message_primary})") from None
+
+
 def _recorded_key(conn: Connection) -> str | None:
     try:
         row = conn.execute("SELECT fingerprint FROM chain_key").fetchone()
-    except psycopg.errors.UndefinedTable:
-        # The schema records that its tables were made (see PostgresDatabase.create): a
-        # chain_key table gone since was dropped by hand.
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        # As above: a chain_key table dropped or altered by hand.
         raise ChainKeyRefused(
-            "store", "its chain_key table was dropped: its record of the key is gone"
+            "store", "its chain_key table was dropped or altered: its record of the key is gone"
         ) from None
     return None if row is None else str(row[0])
 
