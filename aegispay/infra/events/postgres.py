@@ -258,7 +258,9 @@ def _check_columns(conn: Connection) -> None:
     try:
         conn.execute(f"SELECT {COLUMNS} FROM events LIMIT 0")
     except psycopg.errors.UndefinedColumn as error:
-        raise InvalidRequest("store", f"its events table was altered ({error.diag.message_primary})") from None
+        raise InvalidRequest(
+            "store", f"its events table was altered ({error.diag.message_primary})"
+        ) from None
 
 
 def _recorded_key(conn: Connection) -> str | None:
