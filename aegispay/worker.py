@@ -62,6 +62,10 @@ class PaymentQueue(Protocol):
         """Add a payment unless it waits already; True when this made it claimable."""
         ...
 
+    def requeue(self, payment_ids: Sequence[str]) -> int:
+        """Make payments claimable unless waiting or held; return how many it changed."""
+        ...
+
     def claim(self, worker: str, limit: int, lease: float) -> Claim:
         """Take up to `limit` ids whose time has come for `lease` seconds, committed at once."""
         ...
@@ -214,7 +218,7 @@ class Janitor:
             self.queue.record(payment_id, self.worker, "settled", state, now)
         # Only what this made claimable counts: a payment waiting, or held by a live lease, is
         # left as it is.
-        requeued = sum(self.queue.enqueue(pid) for pid in projections.ids_in_states(NOT_STARTED))
+        requeued = self.queue.requeue(projections.ids_in_states(NOT_STARTED))
         run = JanitorRun(True, report, settled, requeued, halted=report.streams_halted)
         first, span = self.schedule.intervals[0], self.schedule.span
         run.in_flight_by_age = {"before first sync": 0, "in sync schedule": 0, "past schedule": 0}

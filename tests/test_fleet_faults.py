@@ -527,3 +527,15 @@ def test_a_stopped_workers_payment_is_taken_after_its_lease_and_the_woken_one_lo
     assert f"processed {payment_id}" not in stopped_out
     assert len(charges) == 1
     settled_and_clean(postgres_url)
+
+
+@pytest.mark.postgres
+def test_a_requeue_of_many_changes_only_the_missing_and_the_run_out(
+    queue: PostgresPaymentQueue,
+) -> None:
+    for payment_id in ("held", "waiting", "ran_out_1", "ran_out_2"):
+        queue.enqueue(payment_id)
+    assert queue.claim("live", 1, lease=60).ids == ("held",)
+    assert queue.claim("dead", 2, lease=0).ids == ("waiting", "ran_out_1")
+    assert queue.requeue(["held", "waiting", "ran_out_1", "ran_out_2", "missing"]) == 3
+    assert queue.claims() == {"held": "live"}

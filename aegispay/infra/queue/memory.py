@@ -46,6 +46,11 @@ class InMemoryPaymentQueue:
             self._entries[payment_id] = _Entry(entry.seq, now)
             return True
 
+    def requeue(self, payment_ids: Sequence[str]) -> int:
+        """Make payments claimable (new ones, or ones whose claim's lease ran out), leaving
+        those waiting or held; return how many it changed."""
+        return sum(self.enqueue(payment_id) for payment_id in payment_ids)
+
     def claim(self, worker: str, limit: int, lease: float) -> Claim:
         """Take up to `limit` ids whose time has come, oldest first, for `lease` seconds."""
         now = self._clock.now()

@@ -50,13 +50,18 @@ CLAIM = """
     WHERE q.seq = due.seq
     RETURNING due.available_at, q.seq, q.payment_id
 """
-# A new id is queued; one whose claim ran out is made free now; one waiting or held, left be.
-ENQUEUE = """
-    INSERT INTO payment_queue (payment_id) VALUES (%s)
-    ON CONFLICT (payment_id) DO UPDATE
-    SET claimed_by = NULL, claim_token = NULL, available_at = now()
-    WHERE payment_queue.claim_token IS NOT NULL AND payment_queue.available_at <= now()
-    RETURNING payment_id
+# Missing ids are queued and ids whose claim ran out made free now; ids waiting or held by a
+# live lease are left be, without a write (so without a commit to wait for).
+REQUEUE = """
+    WITH inserted AS (
+        INSERT INTO payment_queue (payment_id) SELECT unnest(%(ids)s::text[])
+        ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
+    ), freed AS (
+        UPDATE payment_queue SET claimed_by = NULL, claim_token = NULL, available_at = now()
+        WHERE payment_id = ANY(%(ids)s) AND claim_token IS NOT NULL AND available_at <= now()
+        RETURNING payment_id
+    )
+    SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM freed)
 """
 DELETE = "DELETE FROM payment_queue WHERE payment_id = %s AND claim_token = %s RETURNING payment_id"
 # One statement, so one commit: the row goes and the line is written only if the token held.
@@ -81,8 +86,16 @@ class PostgresPaymentQueue:
     def enqueue(self, payment_id: str) -> bool:
         """Add a payment unless it waits already; True when this made it claimable (new, or
         its claim's lease had run out)."""
+        return self.requeue([payment_id]) == 1
+
+    def requeue(self, payment_ids: Sequence[str]) -> int:
+        """Make payments claimable in one statement (new ones, or ones whose claim's lease ran
+        out), leaving those waiting or held; return how many it changed."""
+        if not payment_ids:
+            return 0
         with self.database.connection() as conn:
-            return conn.execute(ENQUEUE, (payment_id,)).fetchone() is not None
+            row = conn.execute(REQUEUE, {"ids": list(payment_ids)}).fetchone()
+        return 0 if row is None else int(row[0])
 
     def claim(self, worker: str, limit: int, lease: float) -> Claim:
         """Take up to `limit` ids whose time has come, oldest first, for `lease` seconds."""
