@@ -365,3 +365,14 @@ def test_a_missing_wrong_or_unreadable_key_is_one_line_and_exit_two_writing_noth
     assert err.startswith(message)
     assert len(err.splitlines()) == 1
     assert stored(tmp_path / "s.db") == before
+
+
+def test_a_restarted_engine_reopens_its_store_with_the_same_key(tmp_path: Path) -> None:
+    urls = {"store": f"sqlite:///{tmp_path}/s.db", "gateway": f"sqlite:///{tmp_path}/g.db"}
+    pay = AegisPay.open(**urls, clock=VirtualClock(), chain_key=KEY)
+    payment = pay.create_payment(idempotency_key="k", amount="3.00", **REQUEST)
+    pay = pay.restart()
+    assert pay.process_payment(payment.id).version == 4
+    pay.close()
+    with pytest.raises(ChainKeyRefused, match="chained with a secret key"):
+        SQLiteEventStore(str(tmp_path / "s.db"), VirtualClock())
