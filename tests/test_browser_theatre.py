@@ -124,8 +124,8 @@ BACK_TO_THE_TOP = """() => {
         box.scrollTop = 0;
     window.scrollTo(0, 0);
 }"""
-REACHED = """() => {
-    const r = document.querySelector('.theatre-replay').getBoundingClientRect();
+REACHED = """last => {
+    const r = document.querySelector(last).getBoundingClientRect();
     return r.top >= 0 && r.bottom <= innerHeight + 0.5;
 }"""
 
@@ -135,14 +135,17 @@ def measure(page: Any) -> dict[str, Any]:
     return dict(page.evaluate(MEASURE, SMALLEST_TEXT_PX))
 
 
-def assert_fits(page: Any, screen: Screen, step: str) -> dict[str, Any]:
-    """Nothing cut off, overflowing, overlapping or too small on this screen at this step."""
+def assert_fits(
+    page: Any, screen: Screen, step: str, last: str = ".theatre-replay"
+) -> dict[str, Any]:
+    """Nothing cut off, overflowing, overlapping or too small on this screen at this step; the
+    `last` box on the screen can be scrolled to."""
     page.screenshot(path=OUT / f"{screen.name}-{step}.png")
     fit = measure(page)
     # Below the window's edge the page scrolls (inside Voila's cells): the last row is reachable.
-    page.evaluate("() => document.querySelector('.theatre-replay').scrollIntoView({block: 'end'})")
+    page.evaluate("l => document.querySelector(l).scrollIntoView({block: 'end'})", last)
     page.screenshot(path=OUT / f"{screen.name}-{step}-bottom.png")
-    reached = page.evaluate(REACHED)
+    reached = page.evaluate(REACHED, last)
     page.evaluate(BACK_TO_THE_TOP)
     wrong = {
         name: fit[name] for name in ("outside", "overflowing", "overlaps", "small") if fit[name]
@@ -217,7 +220,7 @@ def play_story(page: Any, screen: Screen, mode: str) -> dict[str, Any]:
     each step; return the click-to-settled times, the verdicts' measured sizes and what the
     process panel said after the crash and after the restart."""
     timings: dict[str, float] = {}
-    page.locator(".theatre select").select_option(
+    page.locator(".theatre-crash select").select_option(
         label="after the gateway charged, before we recorded it"
     )
     assert_fits(page, screen, f"{mode}-1-stage")
@@ -332,4 +335,144 @@ def test_real_mode_kills_a_worker_and_says_which_process_comes_next(
     worker_pid = killed.split("worker pid ")[1].split(":")[0]
     assert f"not the killed worker (pid {worker_pid})" in next_process
     assert f"this app, pid {worker_pid}" not in next_process
+    assert errors == []
+
+
+# "Remove a defense": the lanes of the shortest counterexample, step by step.
+LANE_STEPS = ".theatre-lanes .lane-say, .theatre-lanes .lane-note"
+# The lanes' type as drawn (headers, sentences, boxes), and the breaking step's colour and words.
+LANES_MEASURED = """() => {
+    const size = e => parseFloat(getComputedStyle(e).fontSize);
+    const words = [...document.querySelectorAll('.theatre-lanes .lane-head, .theatre-lanes '
+        + '.lane-say, .theatre-lanes .lane-note')];
+    const breaks = [...document.querySelectorAll('.theatre-lanes .lane-say.breaks, '
+        + '.theatre-lanes .lane-note.breaks')];
+    return {
+        heads: [...document.querySelectorAll('.theatre-lanes .lane-head')].map(e => e.innerText),
+        smallestPx: Math.min(...words.map(size)), largestPx: Math.max(...words.map(size)),
+        breaking: breaks.map(e => [e.innerText, getComputedStyle(e).color]),
+        arrows: document.querySelectorAll('.theatre-lanes .arrow').length,
+        storyShown: document.querySelector('.theatre-state').offsetParent !== null,
+    };
+}"""
+
+
+def steps_on_lanes(page: Any) -> int:
+    return int(page.locator(LANE_STEPS).count())
+
+
+def wait_for_steps(page: Any, count: int) -> None:
+    page.wait_for_function(
+        "([s, n]) => document.querySelectorAll(s).length === n",
+        arg=[LANE_STEPS, count], timeout=CLICK_TIMEOUT_MS,
+    )  # fmt: skip
+
+
+def remove_defense(page: Any, words: str) -> None:
+    page.locator(".theatre-defense select").select_option(label=words)
+    wait_for_verdict(page, "What breaks without" if words != "none" else "Choose where to crash")
+
+
+def play_defense(page: Any, screen: Screen) -> dict[str, Any]:
+    """Remove the idempotency key; Play the attack (its first step arrives), Pause, then Next
+    step to the end: check the fit with no step, paused, at the breaking step and the last; the
+    lanes, the red breaking step and the verdict naming the broken promise; then back to none."""
+    timings: dict[str, float] = {}
+    remove_defense(page, "the gateway's idempotency key")
+    assert_fits(page, screen, "defense-1-chosen", last=".theatre-lanes")
+    click(page, "attack-play", lambda: wait_for_steps(page, 1), timings)
+    # Pause (the same button), so that Next step alone moves the lanes on from here.
+    page.locator(".theatre-attack-play").click()
+    page.wait_for_selector(".theatre-attack-play:has-text('Play the attack')")
+    assert_fits(page, screen, "defense-2-paused", last=".theatre-lanes")
+    shown, fits, seen = steps_on_lanes(page), {}, {}
+    while "charged twice" not in verdict(page):
+        click(page, "attack-next", lambda n=shown + 1: wait_for_steps(page, n), timings)
+        shown += 1
+    assert verdict(page) == "Without the gateway's idempotency key: charged twice."
+    seen["breaking"] = page.evaluate(LANES_MEASURED)
+    fits["breaking"] = assert_fits(page, screen, "defense-3-breaks", last=".theatre-lanes")
+    while not page.locator(".theatre-attack-next").is_disabled():
+        page.locator(".theatre-attack-next").click()
+        wait_for_steps(page, shown + 1)
+        shown += 1
+    wait_for_panel(page, "verdict", "The end: 17 steps")
+    seen["end"] = page.evaluate(LANES_MEASURED)
+    assert_fits(page, screen, "defense-4-end", last=".theatre-lanes")
+    remove_defense(page, "none")
+    back = page.evaluate(LANES_MEASURED)
+    return {
+        "click_to_settled_seconds": timings,
+        "lanes_px": {"smallest": seen["end"]["smallestPx"], "largest": seen["end"]["largestPx"]},
+        "verdict_px": fits["breaking"]["verdictPx"],
+        "seen": seen,
+        "story_back": back["storyShown"],
+        "steps": shown,
+    }
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda screen: screen.name)
+def test_a_removed_defense_plays_its_counterexample_as_lanes_that_fit_the_screen(
+    browser: Any,
+    theatre_url: str,
+    screen: Screen,
+) -> None:
+    """Without the gateway's idempotency key the lanes grow step by step in place of the crash
+    story, the step that charges twice is marked in red, the verdict says "charged twice", and
+    at each step nothing is cut off, overflows or is under 14 px."""
+    page, errors = open_screen(browser, theatre_url, screen)
+    figures = play_defense(page, screen)
+    page.close()
+    (OUT / f"{screen.name}-defense-figures.json").write_text(json.dumps(figures, indent=1))
+    breaking, end = figures["seen"]["breaking"], figures["seen"]["end"]
+    lanes = ["client", "process A", "process B", "recovery", "event store", "gateway"]
+    assert breaking["heads"] == lanes
+    assert not breaking["storyShown"] and figures["story_back"]
+    assert breaking["breaking"] == [
+        ["14. ✘ the gateway charges 42.00 EUR (t2)", "rgb(185, 28, 28)"]
+    ]
+    assert figures["steps"] == 17 and end["arrows"] == 15
+    assert figures["lanes_px"]["smallest"] >= SMALLEST_TEXT_PX
+    assert errors == []
+
+
+def test_play_shows_a_step_a_second_and_the_verdict_arrives_with_the_breaking_step(
+    browser: Any,
+    theatre_url: str,
+) -> None:
+    """Play alone, without the intent written first: six steps a second apart; the promise breaks
+    at step 4, and the verdict says so when it arrives, not before."""
+    page, errors = open_screen(browser, theatre_url, SCREENS[0])
+    remove_defense(page, "writing the intent before the charge")
+    page.locator(".theatre-attack-play").click()
+    wait_for_steps(page, 3)
+    assert "nothing broken yet" in verdict(page)
+    started = time.monotonic()
+    wait_for_verdict(page, "our records never say the charge was sent")
+    assert steps_on_lanes(page) == 4
+    wait_for_steps(page, 6)
+    two_steps = time.monotonic() - started
+    page.wait_for_selector(".theatre-attack-play:has-text('Play the attack')")
+    assert_fits(page, SCREENS[0], "defense-played", last=".theatre-lanes")
+    page.close()
+    assert 1.0 < two_steps < 6.0
+    assert errors == []
+
+
+def test_without_the_lock_the_theatre_says_nothing_breaks_and_why(
+    browser: Any,
+    theatre_url: str,
+) -> None:
+    page, errors = open_screen(browser, theatre_url, SCREENS[0])
+    remove_defense(page, "the payment lease (lock)")
+    timings: dict[str, float] = {}
+    click(page, "attack-play", lambda: wait_for_verdict(page, "Nothing breaks"), timings)
+    assert verdict(page) == (
+        "Nothing breaks without the payment lease (lock): the store's expected version is the "
+        "fence; the lock only saves duplicate work."
+    )
+    assert "the promise held over" in panel(page, "lanes")
+    assert_fits(page, SCREENS[0], "defense-lock", last=".theatre-lanes")
+    page.close()
+    (OUT / "lock-figures.json").write_text(json.dumps(timings))
     assert errors == []

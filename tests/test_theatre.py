@@ -445,12 +445,12 @@ def test_choosing_a_defense_puts_the_lanes_in_place_of_the_crash_story_until_non
     choose(attacked, "the gateway's idempotency key")
     assert [row.layout.display for row in attacked.story_rows] == ["none"] * 3
     assert attacked.attack.lanes.layout.display is None
-    assert attacked.pay_button.disabled and attacked.crash.disabled
+    assert attacked.pay_button.layout.display == attacked.crash.layout.display == "none"
     assert "What breaks without the gateway's idempotency key?" in said(attacked)
     choose(attacked, "none")
     assert [row.layout.display for row in attacked.story_rows] == [None] * 3
     assert attacked.attack.lanes.layout.display == "none"
-    assert not attacked.pay_button.disabled
+    assert attacked.pay_button.layout.display is None and not attacked.pay_button.disabled
     assert attacked.verdict in said(attacked)
 
 

@@ -90,7 +90,7 @@ class CrashTheatre(Snapshot):
         self.crash = w.Dropdown(
             options=[(choice.words, choice) for choice in CRASH_CHOICES], value=CRASH_CHOICES[0],
             description="crash", style={"description_width": "initial"}, layout=fitting(),
-        )  # fmt: skip
+        ).add_class("theatre-crash")  # fmt: skip
         self.real = w.Checkbox(value=real, description="real process, killed with SIGKILL",
                                indent=False, layout=fitting())  # fmt: skip
         self.pay_button = w.Button(description="Pay", icon="credit-card", button_style="primary")
@@ -306,10 +306,9 @@ class CrashTheatre(Snapshot):
         self.again_button.disabled = not alive or not paid or (self.crashed and not self.recovered)
         self.crash.disabled = self.real.disabled = paid
         self.time.disabled = not paid
-        for control in (
-            (*self.buttons, self.crash, self.real) if self.attack and self.attack.name else ()
-        ):
-            control.disabled = True  # a defense removed: the crash story waits
+        attacking = self.attack is not None and self.attack.name is not None
+        for control in (*self.buttons, self.crash, self.real):  # a defense removed: they wait
+            control.layout.display = "none" if attacking else None
 
     def close(self) -> None:
         """Let go of the stage's processes and files."""

@@ -93,13 +93,13 @@ WHY_IT_HOLDS: dict[str, str] = {
 }
 
 CSS = """<style>
-.theatre .lanes-box{max-height:max(58vh,14rem);overflow-y:auto;display:flex;
+.theatre .lanes-box{max-height:max(10rem,calc(100vh - 20rem));overflow-y:auto;display:flex;
   flex-direction:column-reverse}
 .theatre .lanes{display:grid;grid-template-columns:repeat(var(--lanes),minmax(0,1fr));
   position:relative;padding-bottom:6px}
 .theatre .lane-head{grid-row:1;text-align:center;font-weight:bold;background:#eef2f7;
-  border:1px solid #5d6d7e;border-radius:8px;margin:0 3px 4px 3px;padding:2px 4px;
-  position:sticky;top:0;z-index:2}
+  border:1px solid #5d6d7e;border-radius:8px;margin:0 3px 3px 3px;padding:2px 4px;
+  position:sticky;top:0;z-index:2;box-shadow:0 0 0 3px #fff}
 .theatre .lane-line{border-left:2px dashed #bbb;margin-left:50%;z-index:0}
 .theatre .lane-say{text-align:center;padding:6px 4px 0 4px;z-index:1;color:#1f2937}
 .theatre .lane-note{border:1px solid #5d6d7e;border-radius:8px;background:#fff;
@@ -251,7 +251,7 @@ class AttackPlayer:
         if name not in self.found:
             self.show(
                 f"Attacking the engine without {self.words}…",
-                "Trying every schedule, shortest first: this takes a few seconds.",
+                "Trying every schedule, shortest first: this takes seconds, the lock longest.",
             )
             self.found[name] = self.attacks(name)
         return self.found[name]
@@ -313,8 +313,8 @@ class AttackPlayer:
             return
         trace, shown = found.trace, self.shown
         self.lanes.value = card(
-            f"without {self.words}: the shortest schedule that breaks it, "
-            f"found among {found.tried}",
+            f"without {self.words}: the shortest schedule that breaks it "
+            f"(found among {found.tried} tried)",
             lanes_html(found.actors, trace, shown),
         )
         broke = next((i for i, step in enumerate(trace[:shown]) if step.breaking), None)
