@@ -184,8 +184,8 @@ class AttackPlayer:
         self.attacks, self.verdict, self.story, self.changed = attacks, verdict, story, changed
         self.later = later
         self.defense = w.Dropdown(
-            options=[("none", None)] + [(words, name) for name, words in DEFENSE_WORDS.items()],
-            value=None, description="remove a defense", style={"description_width": "initial"},
+            options=[("none", "")] + [(words, name) for name, words in DEFENSE_WORDS.items()],
+            value="", description="remove a defense", style={"description_width": "initial"},
             layout=w.Layout(width="auto", max_width="100%"),
         )  # fmt: skip
         self.defense.add_class("theatre-defense")
@@ -215,7 +215,7 @@ class AttackPlayer:
     def name(self) -> str | None:
         """The defense removed, or None."""
         value: Any = self.defense.value
-        return value if isinstance(value, str) else None
+        return value if isinstance(value, str) and value else None
 
     @property
     def words(self) -> str:
