@@ -110,7 +110,9 @@ def lanes_dot(verdict: Verdict) -> str:
     colour = HELD if verdict.holds else BROKE
     lines = [
         "digraph verdict {",
-        '  graph [layout=neato, inputscale=72, splines=false, fontname="DejaVu Sans", labelloc=t, '
+        # At most 9 inches (864 px) wide: a wider picture is scaled down to fit JupyterLab's column.
+        '  graph [layout=neato, inputscale=72, splines=false, size="9,100", labelloc=t, '
+        'fontname="DejaVu Sans", '
         f'fontsize=22, fontcolor="{colour}", label="{_escape(verdict.headline)}"];',
         '  node [shape=point, width=0.05, color="#aaaaaa", fontname="DejaVu Sans"];',
         '  edge [fontname="DejaVu Sans", fontsize=14, arrowsize=0.7];',
