@@ -170,11 +170,15 @@ def labs_page(browser: Any, lab: str) -> Iterator[tuple[Any, list[str]]]:
 
 
 def shot(page: Any, index: int, path: Path) -> bytes:
-    """A screenshot of the cell's picture."""
+    """A screenshot of the cell's picture (its top, when it is taller than the window)."""
     area = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea-output").last
-    area.scroll_into_view_if_needed()
+    area.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)  # the scroll is drawn on the next frames; nothing else waits on it
+    box = area.bounding_box()
+    assert box is not None, f"cell {index} shows no picture"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return bytes(area.screenshot(path=path))
+    room = harness.SCREEN["height"] - box["y"]
+    return bytes(page.screenshot(path=path, clip={**box, "height": min(box["height"], room)}))
 
 
 def test_every_lab_has_its_first_try_in_one_cell_and_the_attack_in_the_next() -> None:
