@@ -318,15 +318,18 @@ class Worker:
         try:
             before = self.engine.get_payment(payment_id)
             if before.state.is_terminal:
-                # Settled already (requeued by a janitor that raced a worker).
-                self.queue.complete(claim, payment_id)
+                # Settled already: by a worker that took the claim over while this one was
+                # stopped, or after a janitor's requeue raced a worker.
+                if not self.queue.complete(claim, payment_id):
+                    self._taken_over(payment_id)
                 return
             payment = self.engine.process_payment(payment_id)
         except AegisPayError as error:
             # Left for the janitor: a payment in flight is recovered, one not started requeued.
             self.summary.errors += 1
             self.say(f"worker {self.name}: {payment_id} left for the janitor ({error})")
-            self.queue.complete(claim, payment_id)
+            if not self.queue.complete(claim, payment_id):
+                self._taken_over(payment_id)
             return
         record = WorkRecord(
             payment_id, self.name, "processed", payment.state.value, self.engine.clock.now()
