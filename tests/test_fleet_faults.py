@@ -11,6 +11,7 @@ PostgreSQL connections (pg_terminate_backend by its application name), the worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -539,3 +540,154 @@ def test_a_requeue_of_many_changes_only_the_missing_and_the_run_out(
     assert queue.claim("dead", 2, lease=0).ids == ("waiting", "ran_out_1")
     assert queue.requeue(["held", "waiting", "ran_out_1", "ran_out_2", "missing"]) == 3
     assert queue.claims() == {"held": "live"}
+
+
+class Proxy:
+    """A TCP relay in front of the shared PostgreSQL: stopping it is, for the worker behind
+    it, the server going away (the shared server itself is never touched)."""
+
+    def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
+        self.upstream, self.port = upstream, free_port()
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and cut every open one."""
+        for sock in [self.listener, *self.sockets]:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self.listener, self.sockets = None, []
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    relay = Proxy()
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+def through(proxy: Proxy, url: str) -> str:
+    """The same database and schema, reached through the proxy."""
+    return url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_waits_out_postgresql_going_away_and_coming_back(
+    postgres_url: str, redis_url: str, proxy: Proxy
+) -> None:
+    submit(postgres_url, redis_url, 40)
+    relayed = through(proxy, postgres_url)
+    worker = WorkerProcess("--store", relayed, "--gateway", relayed, "--locks", redis_url,
+                           "--name", "w1", *PACE)  # fmt: skip
+    try:
+        with AegisPay.open(store=postgres_url, gateway=postgres_url) as pay:
+            until(lambda: processed(pay) >= 3, DEADLINE, "w1 processes")
+            proxy.stop()
+            until(lambda: "cannot be reached" in worker.text(worker.err), DEADLINE, "w1 says so")
+            proxy.start()
+            until(lambda: open_queue(pay).pending() == 0, DEADLINE, "the queue drains")
+    finally:
+        status, _, errors = worker.stop()
+    assert status == 0, errors
+    assert "back after" in errors
+    assert "Traceback" not in errors
+    settled_and_clean(postgres_url)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_gives_up_after_its_give_up_time_with_exit_status_4(
+    postgres_url: str, redis_url: str, proxy: Proxy
+) -> None:
+    submit(postgres_url, redis_url, 40)
+    relayed = through(proxy, postgres_url)
+    worker = WorkerProcess("--store", relayed, "--gateway", relayed, "--locks", redis_url,
+                           "--name", "w1", *PACE, "--give-up-after", "2")  # fmt: skip
+    with AegisPay.open(store=postgres_url, gateway=postgres_url) as pay:
+        until(lambda: processed(pay) >= 3, DEADLINE, "w1 processes")
+    proxy.stop()
+    try:
+        worker.process.wait(timeout=DEADLINE)
+    finally:
+        status, _, errors = worker.stop()
+    assert status == 4, errors
+    lines = errors.splitlines()
+    assert sum("PostgreSQL cannot be reached" in line for line in lines) == 1, errors
+    assert lines[-1].startswith("aegispay: worker w1: PostgreSQL has been down for ")
+    assert "past --give-up-after 2 s: giving up" in lines[-1]
+    assert "Traceback" not in errors
+
+
+STOPPED_MID_APPEND = """
+import os, signal, sys
+from aegispay.infra.clock import VirtualClock
+from aegispay.infra.events.postgres import PostgresEventStore
+from aegispay.infra.postgres import PostgresDatabase
+from tests.factories import authenticated
+database = PostgresDatabase(sys.argv[1], sys.argv[2])
+store = PostgresEventStore(database, VirtualClock())
+stop = lambda: os.kill(os.getpid(), signal.SIGSTOP)
+store.append("pay_a", [authenticated("pay_a")], expected_version=1, project=stop)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_process_stopped_mid_append_holds_the_events_lock_no_longer_than_the_bound(
+    postgres_url: str,
+) -> None:
+    """A real process SIGSTOPped inside its append (the rows inserted, the table lock held):
+    another writer's append goes through once the server ends the stopped one's session."""
+    store = PostgresEventStore(database(postgres_url), VirtualClock())
+    store.append("pay_a", [initiated("pay_a")], expected_version=0)
+    store.append("pay_b", [initiated("pay_b")], expected_version=0)
+    parsed = parse_store_url("store", postgres_url)
+    stopped = subprocess.Popen([sys.executable, "-c", STOPPED_MID_APPEND, parsed.path,
+                                parsed.schema], cwd=os.getcwd())  # fmt: skip
+    try:
+        until(lambda: _is_stopped(stopped.pid), DEADLINE, "the appender stops itself")
+        store.append("pay_b", [authenticated("pay_b")], expected_version=1)
+    finally:
+        stopped.kill()
+        stopped.wait()
+    assert [r.version for r in store.read("pay_b")] == [1, 2]
+    assert [r.version for r in store.read("pay_a")] == [1]  # the stopped append never committed
+    store.close()
+
+
+def _is_stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"

@@ -169,8 +169,11 @@ class PostgresEventStore:
         conn.execute(
             "INSERT INTO streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING", (stream_id,)
         )
-        with conn.cursor() as cursor:
-            cursor.executemany(INSERT, rows)
+        # One statement for all rows, not executemany: psycopg pipelines that without a Sync,
+        # so a process stopped right after it would hold the table lock with the server's
+        # idle_in_transaction_session_timeout never armed.
+        more = ", (%s, %s, %s, %s, %s, %s)" * (len(rows) - 1)
+        conn.execute(INSERT + more, [value for row in rows for value in row])
 
     def read_all(self, after_position: int = 0) -> Iterator[RecordedEvent]:
         """Yield every event after a global position, in order, a batch per query; each is
