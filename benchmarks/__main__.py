@@ -5,13 +5,21 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import audit_memory, durable_path, labs, recovery_scaling, worker_scaling
+from benchmarks import (
+    audit_memory,
+    durable_path,
+    fleet_faults,
+    labs,
+    recovery_scaling,
+    worker_scaling,
+)
 
 BENCHMARKS = (
     durable_path.run,
     audit_memory.run,
     recovery_scaling.run,
     worker_scaling.run,
+    fleet_faults.run,
     labs.run,
 )
 

@@ -53,7 +53,7 @@ PACE = ("--lock-ttl", "2", "--backoff", "0.01", "--sync", "2,5x3")
 BASELINE_SECONDS = 5.0
 # Enough work for each scenario's measured window at a few dozen payments/s (what 3 workers do
 # on 2 cores whose commits wait several ms each); what is left after it, the fleet drains.
-STALL_PAYMENTS, KILL_PAYMENTS, SERVER_PAYMENTS = 1500, 2000, 600
+STALL_PAYMENTS, KILL_PAYMENTS, SERVER_PAYMENTS = 1500, 2000, 1500
 DRAIN_SECONDS = 600.0
 
 
