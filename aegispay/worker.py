@@ -50,6 +50,8 @@ GIVE_UP_AFTER = 300.0
 # Backoff between tries of a step during an outage: from the first to the longest, jittered.
 OUTAGE_BACKOFF = (0.2, 5.0)
 T = TypeVar("T")
+# Counted by the payment service each time the store refuses a stale write of this process.
+STALE_WRITES = "fence.stale_writes_refused"
 # Created payments no worker has started: the janitor queues them again, in case the process
 # that created one died before queuing it.
 NOT_STARTED = (PaymentState.INITIATED, PaymentState.AUTHENTICATED)
@@ -323,7 +325,11 @@ class Worker:
                 if not self.queue.complete(claim, payment_id):
                     self._taken_over(payment_id)
                 return
+            refused = self.engine.metrics.get(STALE_WRITES)
             payment = self.engine.process_payment(payment_id)
+            # The store refused a write of ours: another actor (a worker that took the claim
+            # over, a janitor) moved the payment on, and the work is theirs.
+            overtaken = self.engine.metrics.get(STALE_WRITES) > refused
         except AegisPayError as error:
             # Left for the janitor: a payment in flight is recovered, one not started requeued.
             self.summary.errors += 1
@@ -334,6 +340,10 @@ class Worker:
         record = WorkRecord(
             payment_id, self.name, "processed", payment.state.value, self.engine.clock.now()
         )
+        if overtaken:
+            self.queue.complete(claim, payment_id)
+            self._taken_over(payment_id)
+            return
         if not self.queue.complete(claim, payment_id, record):
             self._taken_over(payment_id)
             return
@@ -346,7 +356,7 @@ class Worker:
         self.summary.taken_over += 1
         self.say(
             f"worker {self.name}: {payment_id} was taken over by another worker "
-            "(this one's lease ran out); nothing recorded"
+            "(this one's lease ran out or its writes were refused); nothing recorded"
         )
 
     def janitor_run(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
