@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,14 @@ NOTEBOOK_STATE = """() => {
 @pytest.fixture(scope="module")
 def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """JupyterLab over copies of the notebooks (its autosave must never touch the originals)."""
-    root = tmp_path_factory.mktemp("lab")
+    with serve_lab(tmp_path_factory.mktemp("lab"), SHOTS / "notebooks" / "lab.log") as url:
+        yield url
+
+
+@contextmanager
+def serve_lab(root: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """JupyterLab over copies of the notebooks in `root`, with `env` added to its environment;
+    yields the address of a notebook, to fill in with its `name`."""
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, root / notebook.name)
     settings = root / ".settings"
@@ -186,10 +194,12 @@ def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         "--LabApp.expose_app_in_browser=True",
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
-    server = serve(command, env, SHOTS / "notebooks" / "lab.log", f"{url}/api/status?token={token}")
-    yield f"{url}/lab/tree/{{name}}?reset&token={token}"
-    stop(server)
+    full_env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), **(env or {})}
+    server = serve(command, full_env, log, f"{url}/api/status?token={token}")
+    try:
+        yield f"{url}/lab/tree/{{name}}?reset&token={token}"
+    finally:
+        stop(server)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)

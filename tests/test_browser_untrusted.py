@@ -11,25 +11,18 @@ standing in for a picture.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aegispay.viz.theatre_app import free_port
 from tests.test_browser import (  # noqa: F401 - `browser` is a fixture used by name
-    LAB_SETTINGS,
     NOTEBOOK_TIMEOUT_MS,
     SHOTS,
     browser,
     open_page,
-    serve,
-    stop,
+    serve_lab,
 )
 from tests.test_saved_pictures import NOTEBOOKS, PLACEHOLDERS, expected_pictures
 
@@ -54,30 +47,10 @@ CELLS = """() => {
 def fresh_lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811 - the fixture imported above
     """JupyterLab as a new user meets it: copies of the notebooks, no notebook ever trusted."""
     root = tmp_path_factory.mktemp("fresh-lab")
-    for notebook in NOTEBOOKS:
-        shutil.copy(notebook, root / notebook.name)
-    settings = root / ".settings"
-    for name, values in LAB_SETTINGS.items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True)
-        (settings / name).write_text(json.dumps(values))
-    port, token = free_port(0), secrets.token_hex(16)
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-        "--LabApp.expose_app_in_browser=True",
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        # An empty data folder holds no notebook signatures: nothing opened here is trusted.
-        "JUPYTER_DATA_DIR": str(root / ".data"),
-    }
-    url = f"http://127.0.0.1:{port}"
-    log = SHOTS / "untrusted" / "lab.log"
-    server = serve(command, env, log, f"{url}/api/status?token={token}")
-    yield f"{url}/lab/tree/{{name}}?reset&token={token}"
-    stop(server)
+    # An empty data folder holds no notebook signatures: nothing opened here is trusted.
+    untrusting = {"JUPYTER_DATA_DIR": str(root / ".data")}
+    with serve_lab(root, SHOTS / "untrusted" / "lab.log", untrusting) as url:
+        yield url
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
