@@ -5,8 +5,8 @@ enumeration, invariant checks) are in `aegispay.sim`. `AegisPay` is the engine w
 levers at hand, and without them asked for it is the plain engine (`Engine`).
 """
 
-# The labs, as `aegispay.labs`: they attack the engine below from outside.
-from aegispay import labs
+from typing import TYPE_CHECKING, Any
+
 from aegispay.domain.charges import ChargeRecord, ChargeStatus
 from aegispay.domain.commands import payment_id_for
 from aegispay.domain.errors import (
@@ -35,6 +35,11 @@ from aegispay.resilience.retry import RetryPolicy
 
 # The package's front door re-exports the engine with the simulator's levers at hand.
 from aegispay.sim.harness import AegisPay
+
+if TYPE_CHECKING:
+    # The labs, as `aegispay.labs`: they attack the engine above from outside, and are imported
+    # on first use, so that a worker's start-up does not pay for them and their pictures.
+    from aegispay import labs
 
 __all__ = [
     "ERROR_CLASSES",
@@ -73,3 +78,12 @@ __all__ = [
     "payment_id_for",
     "replay",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`aegispay.labs`, imported on first use (PEP 562)."""
+    if name == "labs":
+        import importlib  # noqa: PLC0415 - only when the labs are asked for
+
+        return importlib.import_module("aegispay.labs")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ from benchmarks import (
     durable_path,
     fleet_faults,
     labs,
+    queue_choice,
     recovery_scaling,
     worker_scaling,
 )
@@ -20,6 +21,7 @@ BENCHMARKS = (
     recovery_scaling.run,
     worker_scaling.run,
     fleet_faults.run,
+    queue_choice.run,
     labs.run,
 )
 
