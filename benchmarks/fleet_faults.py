@@ -49,13 +49,15 @@ STALL_SECONDS = 15.0
 KILL_EVERY = 2.0
 # Phases of this many seconds, calm and killing in turn.
 KILL_PHASE_SECONDS, KILL_PHASES = 8.0, 4
+# Seconds left unmeasured after a killing phase, so that a calm phase is calm.
+SETTLE_SECONDS = 3.0
 # A lease of 2 s: a dead or stopped worker's payments are free again within 2 s.
 PACE = ("--lock-ttl", "2", "--backoff", "0.01", "--sync", "2,5x3")
 BASELINE_SECONDS = 5.0
 # Enough work for each scenario's measured window at up to about 350 payments/s (3 workers on 2
 # cores did 55-280 on different days); what is left after it, the fleet drains. A window that
 # ends with the queue empty measured idleness, not the fault, and stops the benchmark (`dry`).
-STALL_PAYMENTS, KILL_PAYMENTS, SERVER_PAYMENTS = 8000, 12000, 6000
+STALL_PAYMENTS, KILL_PAYMENTS, SERVER_PAYMENTS = 8000, 15000, 6000
 DRAIN_SECONDS = 600.0
 
 
@@ -322,18 +324,24 @@ def kills(locks: str, figures: Figures) -> None:
         rng = random.Random(7)
         for phase in range(KILL_PHASES):
             killing = phase % 2 == 1
-            start, began = server_now(), time.monotonic()
-            while time.monotonic() - began < KILL_PHASE_SECONDS:
-                time.sleep(KILL_EVERY)
-                if killing:
+            start, began, kills_here = server_now(), time.monotonic(), 0
+            # Kills at 0, 2, 4 and 6 s of a killing phase: what each costs (a replacement's
+            # start, the dead worker's payment waiting out its lease) falls inside the phase.
+            while (elapsed := time.monotonic() - began) < KILL_PHASE_SECONDS:
+                if killing and elapsed >= kills_here * KILL_EVERY:
                     slot = rng.choice(sorted(fleet.workers))
                     fleet.workers[slot].kill()
                     fleet.workers[slot].wait()
                     killed += 1
+                    kills_here += 1
                     spawned[fleet.start(slot)] = server_now()
+                time.sleep(0.05)
             done[killing] += done_between(pay, start, server_now(), lambda _: True)
-            dry(pay, f"phase {phase + 1} of the kills")
             seconds[killing] += time.monotonic() - began
+            dry(pay, f"phase {phase + 1} of the kills")
+            if killing:
+                # Out of the next calm phase: the last replacement's start and lease.
+                time.sleep(SETTLE_SECONDS)
         first = first_work(pay)
         drain(pay)
         fleet.stop()
