@@ -370,6 +370,11 @@ class OwnRedis:
         self.process.kill()
         self.process.wait()
 
+    def pause(self, paused: bool) -> None:
+        """SIGSTOP the server (its port stays open and answers nothing) or SIGCONT it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
 
 def _pings(client: redis.Redis) -> bool:
     try:
@@ -458,6 +463,37 @@ def test_a_worker_outlives_its_redis_killed_and_started_again_and_drains_the_que
             until(lambda: open_queue(pay).pending() == 0, DEADLINE, "the queue drains")
             until(lambda: "Redis is back" in worker.text(worker.err), DEADLINE, "w1 sees Redis")
     finally:
+        status, _, errors = worker.stop()
+    assert status == 0, errors
+    assert errors.count("Redis cannot be reached") == 1, errors
+    assert "Traceback" not in errors
+    settled_and_clean(postgres_url)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_outlives_its_redis_paused_and_resumed_and_drains_the_queue(
+    postgres_url: str, own_redis: OwnRedis
+) -> None:
+    """A paused Redis keeps its connections open and answers nothing: the worker's commands time
+    out, it says so once, goes on without leases, and takes them there again once resumed."""
+    submit(postgres_url, own_redis.url, 60)
+    worker = WorkerProcess("--store", postgres_url, "--gateway", postgres_url,
+                           "--locks", own_redis.url, "--name", "w1", *PACE)  # fmt: skip
+    try:
+        with AegisPay.open(store=postgres_url, gateway=postgres_url) as pay:
+            until(lambda: processed(pay) >= 5, DEADLINE, "w1 processes with Redis up")
+            own_redis.pause(True)
+            until(lambda: "Redis cannot be reached" in worker.text(worker.err), DEADLINE,
+                  "w1 says Redis is lost")  # fmt: skip
+            before = processed(pay)
+            until(lambda: processed(pay) > before + 5, DEADLINE, "w1 processes, Redis paused")
+            own_redis.pause(False)
+            until(lambda: "Redis is back" in worker.text(worker.err), DEADLINE, "w1 sees Redis")
+            until(lambda: open_queue(pay).pending() == 0, DEADLINE, "the queue drains")
+    finally:
+        own_redis.pause(False)
         status, _, errors = worker.stop()
     assert status == 0, errors
     assert errors.count("Redis cannot be reached") == 1, errors
