@@ -38,7 +38,8 @@ from aegispay.sim.harness import AegisPay
 
 if TYPE_CHECKING:
     # The labs, as `aegispay.labs`: they attack the engine above from outside, and are imported
-    # on first use, so that a worker's start-up does not pay for them and their pictures.
+    # on first use, so that `import aegispay` does not pay for them (the CLI imports them for
+    # its `attack` command's choices; what they cost is small once viz's widgets stay out).
     from aegispay import labs
 
 __all__ = [
@@ -80,10 +81,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """`aegispay.labs`, imported on first use (PEP 562)."""
-    if name == "labs":
-        import importlib  # noqa: PLC0415 - only when the labs are asked for
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which see the import above: a misspelt name stays an error.
 
-        return importlib.import_module("aegispay.labs")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        """`aegispay.labs`, imported on first use (PEP 562)."""
+        if name == "labs":
+            import importlib  # noqa: PLC0415 - only when the labs are asked for
+
+            return importlib.import_module("aegispay.labs")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

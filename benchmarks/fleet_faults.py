@@ -237,12 +237,21 @@ class Figures:
         self.rows.append((what, value, bar))
 
 
-def dry(pay: AegisPay, window: str) -> None:
-    """Stop the benchmark if the queue emptied before a measured window ended."""
-    if open_queue(pay).pending() == 0:
-        raise SystemExit(
-            f"fleet_faults: the queue ran dry during {window}; the rate measured idleness. "
-            "Raise the scenario's payment count for a machine this fast."
+class RanDry(Exception):
+    """A measured window ended with nothing left to claim: its rate measured idleness."""
+
+
+def dry(fleet: Fleet, window: str) -> None:
+    """Stop the scenario if no payment was left to claim when a measured window ended (claimed
+    rows do not count: a killed worker's leased row is not work for the others)."""
+    with psycopg.connect(POSTGRES, options=f"-c search_path={fleet.schema}") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM payment_queue WHERE claim_token IS NULL AND available_at <= now()"
+        ).fetchone()
+    if row is None or row[0] == 0:
+        raise RanDry(
+            f"the queue ran dry during {window}, so the rate measured idleness: raise the "
+            "scenario's payment count for a machine this fast"
         )
 
 
@@ -289,7 +298,7 @@ def stall(locks: str, figures: Figures) -> None:
         stopped = server_now()
         time.sleep(STALL_SECONDS)
         during = done_between(pay, stopped, server_now(), others) / STALL_SECONDS
-        dry(pay, "the stall")
+        dry(fleet, "the stall")
         victim.send_signal(signal.SIGCONT)
         drain(pay)
         alive = victim.poll() is None
@@ -334,11 +343,13 @@ def kills(locks: str, figures: Figures) -> None:
                     fleet.workers[slot].wait()
                     killed += 1
                     kills_here += 1
-                    spawned[fleet.start(slot)] = server_now()
+                    at = server_now()
+                    spawned[fleet.start(slot)] = at
                 time.sleep(0.05)
-            done[killing] += done_between(pay, start, server_now(), lambda _: True)
-            seconds[killing] += time.monotonic() - began
-            dry(pay, f"phase {phase + 1} of the kills")
+            end, ended = server_now(), time.monotonic()
+            done[killing] += done_between(pay, start, end, lambda _: True)
+            seconds[killing] += ended - began
+            dry(fleet, f"phase {phase + 1} of the kills")
             if killing:
                 # Out of the next calm phase: the last replacement's start and lease.
                 time.sleep(SETTLE_SECONDS)
@@ -355,7 +366,8 @@ def kills(locks: str, figures: Figures) -> None:
                 f"{storm:.1f}", "")  # fmt: skip
     figures.add("kills: ratio (with / without)", f"{storm / calm:.2f}", ">= 0.70")
     figures.add(
-        "kills: replacements' seconds from start to first payment (median, max; of those done)",
+        "kills: replacements' seconds from start to first work-log line (median, max; of those"
+        " that wrote one)",
         f"{statistics.median(starts):.2f}, {starts[-1]:.2f}; {len(starts)} of {len(spawned)}"
         if starts
         else f"none of {len(spawned)}",
@@ -382,7 +394,7 @@ def servers(redis_server: OwnRedis, figures: Figures) -> None:
         # Each fault must have met workers at work, and each worker must have had payments to
         # take leases for once Redis was back.
         time.sleep(2.0)
-        dry(pay, "the server faults")
+        dry(fleet, "the server faults")
         drain(pay)
         alive = all(process.poll() is None for process in fleet.workers.values())
         statuses = fleet.stop()
@@ -393,7 +405,8 @@ def servers(redis_server: OwnRedis, figures: Figures) -> None:
                 str(alive and set(statuses.values()) == {0}), "True")  # fmt: skip
     figures.add("servers: outage lines (Redis lost / back; PostgreSQL lost / back)",
                 f"{errors.count('Redis cannot be reached')} / {errors.count('Redis is back')}; "
-                f"{errors.count('PostgreSQL cannot be reached')} / {errors.count('working again')}",
+                f"{errors.count('PostgreSQL cannot be reached')} / "
+                f"{errors.count('PostgreSQL is back after')}",
                 "3 / 3; >= 3 / >= 3")  # fmt: skip
     figures.add("servers: tracebacks", str(errors.count("Traceback")), "0")
     figures.add("servers: violations, all terminal", f"{violations}, {terminal}", "0, True")
@@ -424,6 +437,9 @@ def run() -> None:
         stall(own.url, figures)
         kills(own.url, figures)
         servers(own, figures)
+    except RanDry as error:
+        # What was measured before is printed; the other benchmarks go on.
+        figures.add("stopped", str(error), "")
     finally:
         own.kill()
     print("| measured | figure | bar |")

@@ -78,7 +78,7 @@ def test_a_step_that_meets_an_outage_is_retried_with_backoff_and_said_in_two_lin
     assert outages.call(step) == "done"
     assert len(lines) == 2
     assert lines[0].startswith("worker w1: a server cannot be reached (refused); retrying")
-    assert lines[1].startswith("worker w1: back after ")
+    assert lines[1].startswith("worker w1: a server is back after ")
     assert clock.now() > started  # the backoff slept, on the injected clock
     assert outages.count == 1
 

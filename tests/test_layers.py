@@ -8,6 +8,8 @@ top: cli and the package's front door (`aegispay/__init__.py`, which re-exports 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,22 @@ def test_the_labs_stand_above_the_harness_and_the_pictures_and_nothing_below_imp
         if imported == "aegispay.labs" or imported.startswith("aegispay.labs.")
     }
     assert {m for m in importers if not m.startswith("aegispay.labs")} <= {"aegispay.cli"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "left_out"),
+    [
+        # Every worker starts through the CLI: it draws no widget, so it loads none.
+        ("aegispay.cli", ("ipywidgets", "IPython", "aegispay.viz.widgets")),
+        ("aegispay", ("aegispay.labs", "aegispay.viz", "ipywidgets")),
+    ],
+)
+def test_an_entry_point_does_not_import_what_it_never_uses(
+    entry: str, left_out: tuple[str, ...]
+) -> None:
+    """Measured by a fresh interpreter's sys.modules, not by reading the imports."""
+    probe = f"import sys, {entry}; print(' '.join(m for m in {left_out!r} if m in sys.modules))"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert found == [], f"import {entry} loaded {found}"

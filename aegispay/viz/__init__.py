@@ -1,7 +1,8 @@
 """Pictures and widgets for the notebooks, drawn from the engine's own tables and records.
 
 Each name is imported on first use, so that a process which only draws a verdict's picture
-(a worker's CLI, the labs) does not pay for ipywidgets and IPython at start-up.
+(the labs, and with them the CLI and every worker) does not pay for ipywidgets and IPython at
+start-up.
 """
 
 from __future__ import annotations
@@ -58,15 +59,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+
+    def __getattr__(name: str) -> Any:
+        """Import a public name's module on first use (PEP 562)."""
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})
