@@ -412,15 +412,19 @@ class Engine:
             policy=self.policy,
         )
 
-    def recover(self, until_quiet: bool = False) -> RecoveryReport:
+    def recover(self, until_quiet: bool = False, *, wait_for_locks: bool = True) -> RecoveryReport:
         """Repair the projection, then verify and settle every payment left in flight.
 
         With `until_quiet`, run again (letting open breakers cool down on the clock between
-        runs) until nothing is left unresolved or unrepaired.
+        runs) until nothing is left unresolved or unrepaired. Without `wait_for_locks`, a
+        payment whose lock another process holds is left unresolved at once instead of waited
+        for (its holder is at work on it, or its lease runs out and the queue hands it on).
         """
+        service = self._service
+        process = service.process if wait_for_locks else lambda pid: service.process(pid, 0.0)
         return recover(
             self.ports,
-            self._service.process,
+            process,
             until_quiet=until_quiet,
             cool_down=max(breaker.config.timeout for breaker in self.breakers.values()),
         )

@@ -45,11 +45,12 @@ class PaymentService:
         )  # fmt: skip
         return outcome
 
-    def process(self, payment_id: str) -> Payment:
-        """Drive a payment to a terminal state under its lock."""
-        with with_lock(
-            self.locks, f"payment:{payment_id}", self._owner(), self.lock_ttl, self.lock_wait
-        ):
+    def process(self, payment_id: str, wait: float | None = None) -> Payment:
+        """Drive a payment to a terminal state under its lock, waiting for it `wait` seconds
+        (by default a little longer than a lease, so a dead holder is outlived); LockTimeout
+        once they pass."""
+        wait = self.lock_wait if wait is None else wait
+        with with_lock(self.locks, f"payment:{payment_id}", self._owner(), self.lock_ttl, wait):
             for _ in range(MAX_STALE_WRITES):
                 try:
                     payment = workflows.process_payment(self.ports, payment_id).unsafe_run()

@@ -181,7 +181,13 @@ class Janitor:
     def run(self, wait: float = 0.0, stop: threading.Event | None = None) -> JanitorRun:
         """Run once now and schedule the next run. If another janitor holds the lease (it is
         alive: its heartbeat renews it), skip, trying again after a lease rather than a whole
-        interval, or first wait up to `wait` seconds for it, giving up as soon as `stop` is set."""
+        interval, or first wait up to `wait` seconds for it, giving up as soon as `stop` is set.
+
+        A run given no `wait` waits for no payment's lock either: a payment another process
+        holds is counted unresolved and left to its holder, or, if the holder died, to the
+        worker the queue hands it to once its lease runs out (so a worker started beside a
+        dead one's payment starts working at once). A run given a `wait` is the last word
+        (`--until-empty`) and waits for every lock to be released or to run out."""
         clock = self.engine.clock
         self._next = clock.now() + _seconds(self.schedule.after(self.runs))
         self.runs += 1
@@ -192,7 +198,7 @@ class Janitor:
         try:
             renew = lambda: locks.extend(JANITOR_LOCK, self.worker, ttl=self.lease)  # noqa: E731
             with Heartbeat(renew, self.lease / BEATS_PER_LEASE):
-                return self._sweep()
+                return self._sweep(wait_for_locks=wait > 0)
         finally:
             # The lease may have run out during a long sweep: it is someone else's now.
             with suppress(LockNotHeld):
@@ -209,10 +215,10 @@ class Janitor:
             if clock.now() >= deadline or (stop is not None and stop.is_set()):
                 return False
 
-    def _sweep(self) -> JanitorRun:
+    def _sweep(self, wait_for_locks: bool) -> JanitorRun:
         projections = self.engine.projections
         before = set(projections.ids_in_states(IN_FLIGHT))
-        report = self.engine.recover()
+        report = self.engine.recover(wait_for_locks=wait_for_locks)
         now = self.engine.clock.now()
         settled = sorted(before - set(projections.ids_in_states(IN_FLIGHT)))
         for payment_id in settled:

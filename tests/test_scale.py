@@ -173,6 +173,41 @@ def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_fligh
     assert pay.check_invariants().violations == 0
 
 
+def in_flight_under_a_dead_holders_lock(pay: AegisPay) -> str:
+    """A payment a worker left PROCESSING when it died, its lock held for the rest of a lease."""
+    payment_id = pay.create_payment(idempotency_key="order-0", **REQUEST).id
+    dead = pay.sibling()
+    dead.crash_at("gateway.charge", "after")
+    with pytest.raises(BaseException, match="crash"):
+        dead.process_payment(payment_id)
+    assert pay.locks.acquire(f"payment:{payment_id}", "dead-worker", ttl=30.0)
+    return payment_id
+
+
+def test_a_scheduled_janitor_run_leaves_a_payment_another_holds_without_waiting() -> None:
+    """A worker started beside a dead one's payment starts working at once: its janitor counts
+    the payment unresolved and leaves it to the lease running out."""
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    payment_id = in_flight_under_a_dead_holders_lock(pay)
+    started = pay.clock.now()
+    worker = Worker(pay, queue, "w1")
+    worker.janitor_run()
+    assert pay.clock.now() == started
+    assert worker.summary.unresolved == 1
+    assert pay.get_payment(payment_id).state is PaymentState.PROCESSING
+
+
+def test_the_last_janitor_run_waits_for_a_dead_holders_lock_and_settles_the_payment() -> None:
+    pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
+    payment_id = in_flight_under_a_dead_holders_lock(pay)
+    started = pay.clock.now()
+    summary = Worker(pay, queue, "last").run(until_empty=True)
+    assert (pay.clock.now() - started).total_seconds() >= 30.0  # the dead holder's lease
+    assert summary.unresolved == 0
+    assert pay.get_payment(payment_id).state is PaymentState.SUCCESS
+    assert pay.check_invariants().violations == 0
+
+
 def test_a_worker_until_empty_waits_out_a_dead_janitors_lock_and_settles_what_is_left() -> None:
     pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
     # Not queued: a worker took it and died with it, so only a janitor can settle it now.
