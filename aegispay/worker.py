@@ -220,7 +220,9 @@ class Janitor:
         before = set(projections.ids_in_states(IN_FLIGHT))
         report = self.engine.recover(wait_for_locks=wait_for_locks)
         now = self.engine.clock.now()
-        settled = sorted(before - set(projections.ids_in_states(IN_FLIGHT)))
+        # Ids in one statement, in creation order: what settled, and what is left to report.
+        in_flight = projections.ids_in_states(IN_FLIGHT)
+        settled = sorted(before - set(in_flight))
         for payment_id in settled:
             state = self.engine.get_payment(payment_id).state.value
             self.queue.record(payment_id, self.worker, "settled", state, now)
@@ -230,10 +232,9 @@ class Janitor:
         run = JanitorRun(True, report, settled, requeued, halted=report.streams_halted)
         first, span = self.schedule.intervals[0], self.schedule.span
         run.in_flight_by_age = {"before first sync": 0, "in sync schedule": 0, "past schedule": 0}
-        # Only the payments in flight are read: their ids in one statement, in creation order,
-        # then each row, so a backlog of payments not yet started costs the sweep nothing here.
-        # A payment that settled in between is left out.
-        for payment_id in projections.ids_in_states(IN_FLIGHT):
+        # Only the rows of payments in flight are read, so a backlog of payments not yet
+        # started costs the sweep nothing here. A payment that settled since is left out.
+        for payment_id in in_flight:
             payment = projections.get(payment_id)
             if payment is None or payment.state not in IN_FLIGHT:
                 continue

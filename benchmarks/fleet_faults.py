@@ -412,15 +412,20 @@ def servers(redis_server: OwnRedis, figures: Figures) -> None:
     figures.add("servers: violations, all terminal", f"{violations}, {terminal}", "0, True")
 
 
-def reachable() -> str | None:
-    """Why the benchmark cannot run here, or None."""
-    if shutil.which("redis-server") is None:
-        return "redis-server is not on PATH"
+def postgres_problem() -> str | None:
+    """Why the benchmarks' PostgreSQL cannot be reached, or None."""
     try:
         psycopg.connect(POSTGRES, connect_timeout=3).close()
     except psycopg.Error as error:
         return str(error).strip()
     return None
+
+
+def reachable() -> str | None:
+    """Why the benchmark cannot run here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not on PATH"
+    return postgres_problem()
 
 
 def run() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,8 +34,8 @@ from aegispay.engine import Engine
 from aegispay.infra.clock import SystemClock
 from aegispay.infra.queue import WorkRecord
 from aegispay.worker import PaymentQueue, open_queue
+from benchmarks.fleet_faults import POSTGRES, postgres_problem
 
-POSTGRES = os.environ.get("AEGISPAY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 JOBS, ROUNDS = 300, 4
 # Seconds a stopped worker's hold lasts: our claim's lease; Procrastinate's heartbeat age after
 # which a worker counts as stalled.
@@ -179,11 +178,7 @@ def reachable() -> str | None:
     """Why the benchmark cannot run here, or None."""
     if importlib.util.find_spec("procrastinate") is None:
         return "procrastinate is not installed (make bench installs it)"
-    try:
-        psycopg.connect(POSTGRES, connect_timeout=3).close()
-    except psycopg.Error as error:
-        return str(error).strip()
-    return None
+    return postgres_problem()
 
 
 def run() -> None:

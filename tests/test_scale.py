@@ -173,13 +173,19 @@ def test_the_janitor_of_a_survivor_settles_a_payment_a_dead_worker_left_in_fligh
     assert pay.check_invariants().violations == 0
 
 
-def in_flight_under_a_dead_holders_lock(pay: AegisPay) -> str:
-    """A payment a worker left PROCESSING when it died, its lock held for the rest of a lease."""
+def left_in_flight(pay: AegisPay) -> str:
+    """A payment, not queued, that a worker left PROCESSING when it died."""
     payment_id = pay.create_payment(idempotency_key="order-0", **REQUEST).id
     dead = pay.sibling()
     dead.crash_at("gateway.charge", "after")
     with pytest.raises(BaseException, match="crash"):
         dead.process_payment(payment_id)
+    return payment_id
+
+
+def in_flight_under_a_dead_holders_lock(pay: AegisPay) -> str:
+    """A payment a worker left PROCESSING when it died, its lock held for the rest of a lease."""
+    payment_id = left_in_flight(pay)
     assert pay.locks.acquire(f"payment:{payment_id}", "dead-worker", ttl=30.0)
     return payment_id
 
@@ -211,11 +217,7 @@ def test_the_last_janitor_run_waits_for_a_dead_holders_lock_and_settles_the_paym
 def test_a_worker_until_empty_waits_out_a_dead_janitors_lock_and_settles_what_is_left() -> None:
     pay, queue = AegisPay.in_memory(), InMemoryPaymentQueue()
     # Not queued: a worker took it and died with it, so only a janitor can settle it now.
-    payment_id = pay.create_payment(idempotency_key="order-0", **REQUEST).id
-    dead = pay.sibling()
-    dead.crash_at("gateway.charge", "after")
-    with pytest.raises(BaseException, match="crash"):
-        dead.process_payment(payment_id)
+    payment_id = left_in_flight(pay)
     # A janitor killed mid-sweep: its lock stays held for the rest of its lease.
     assert pay.locks.acquire(JANITOR_LOCK, "dead-janitor", ttl=JANITOR_LEASE)
     lines: list[str] = []
